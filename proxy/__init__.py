@@ -1,0 +1,1 @@
+"""Spendgate: OpenAI-compatible proxy that caches, routes and bills LLM calls."""

@@ -1,0 +1,69 @@
+"""The ASGI app: routes, lifespan (clients, stores, writers), error rendering.
+
+The hot path (``/v1/chat/completions``) is a plain Starlette route: FastAPI's
+per-request dependency and validation machinery costs more than it gives
+there. FastAPI still serves the OpenAPI document and the admin endpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from proxy.errors import MethodNotAllowedError, NotFoundError, RequestError, SpendgateError
+from proxy.render import error_response
+from proxy.runtime import build_runtime
+from proxy.settings import Settings
+from proxy.upstream import TransportFactory
+
+
+def create_app(
+    settings: Settings, *, transport_factory: TransportFactory | None = None
+) -> FastAPI:
+    """The app for ``settings``. Clients and stores open in its lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await build_runtime(settings, transport_factory=transport_factory)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await runtime.aclose()
+
+    app = FastAPI(
+        title="Spendgate",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    from proxy.routes import register_routes
+
+    register_routes(app)
+    app.add_exception_handler(SpendgateError, _render_spendgate)
+    app.add_exception_handler(StarletteHTTPException, _render_http)
+    app.add_exception_handler(Exception, _render_unexpected)
+    return app
+
+
+async def _render_spendgate(request: Request, exc: Exception) -> Response:
+    return error_response(exc)
+
+
+async def _render_http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        return error_response(NotFoundError(f"no such endpoint: {request.url.path[:200]}"))
+    if exc.status_code == 405:
+        return error_response(MethodNotAllowedError(f"method {request.method} not allowed here"))
+    return error_response(RequestError(str(exc.detail)))
+
+
+async def _render_unexpected(request: Request, exc: Exception) -> Response:
+    return error_response(exc)

@@ -1,0 +1,143 @@
+"""``POST /v1/chat/completions``: the pipeline's stages, run in order.
+
+authenticate -> read and check the body -> resolve the model -> cache lookup
+-> route (budgets, model choice) -> upstream (retries, fallbacks) -> account.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from proxy.auth import Authenticator, presented_key
+from proxy.exchange import Exchange
+from proxy.forward import Forwarder
+from proxy.providers.openai import usage_from_openai
+from proxy.relay import Relay, relay_stream, spendgate_object
+from proxy.render import JSON, as_spendgate_error, error_response, exchange_headers
+from proxy.request import check_chat_body, parse_object, read_body, tags_of, wants_usage
+from proxy.sse import DONE_FRAME, encode_data
+from proxy.stages import AccountingStage, CacheStage, RouterStage
+
+SSE = "text/event-stream"
+_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+ReplayChunks = Callable[[dict[str, Any], bool], list[dict[str, Any]]]
+AssemblerFactory = Callable[[], Any]
+
+
+class ChatHandler:
+    def __init__(
+        self,
+        *,
+        auth: Authenticator,
+        router: RouterStage,
+        cache: CacheStage,
+        forwarder: Forwarder,
+        accounting: AccountingStage,
+        replay: ReplayChunks,
+        assembler: AssemblerFactory,
+        max_body_bytes: int,
+    ) -> None:
+        self._auth = auth
+        self._router = router
+        self._cache = cache
+        self._forwarder = forwarder
+        self._accounting = accounting
+        self._replay = replay
+        self._assembler = assembler
+        self._max_body = max_body_bytes
+
+    async def __call__(self, request: Request) -> Response:
+        ex = Exchange("chat")
+        try:
+            await self._begin(ex, request)
+            cached = await self._cache.lookup(ex)
+            if cached is not None:
+                return self._from_cache(ex, cached)
+            await self._router.plan(ex)
+            if ex.stream:
+                return await self._stream(ex)
+            return await self._complete(ex)
+        except Exception as exc:  # the request's one boundary: render, and still account
+            error = as_spendgate_error(exc)
+            ex.status, ex.error_type = error.http_status, error.type
+            if ex.principal is not None:
+                self._accounting.charge(ex)
+                self._accounting.record(ex)
+            return error_response(error, ex)
+
+    async def _begin(self, ex: Exchange, request: Request) -> None:
+        headers = request.headers
+        ex.principal = self._auth.authenticate(headers)
+        ex.client_key = presented_key(headers)
+        ex.headers = {k: v for k, v in headers.items() if k.startswith(("x-spendgate-", "cache-control"))}
+        ex.raw = await read_body(request, limit=self._max_body)
+        ex.body = parse_object(ex.raw)
+        check_chat_body(ex.body)
+        ex.requested_model = ex.body["model"]
+        ex.stream = ex.body.get("stream") is True
+        ex.include_usage = ex.stream and wants_usage(ex.body)
+        ex.tags = tags_of(headers, ex.body)
+        self._router.resolve(ex)
+
+    async def _complete(self, ex: Exchange) -> Response:
+        result = await self._router.run(ex, lambda target: self._forwarder.complete(ex, target))
+        ex.usage = result.usage
+        self._accounting.charge(ex)
+        await self._cache.store(ex, result.parsed)
+        self._accounting.record(ex)
+        return Response(result.body, headers=exchange_headers(ex), media_type=JSON)
+
+    async def _stream(self, ex: Exchange) -> Response:
+        start = await self._router.run(ex, lambda target: self._forwarder.open_stream(ex, target))
+        assembler = self._assembler()
+        relay = Relay(ex, charge=self._accounting.charge, sink=assembler.feed)
+        finished: list[dict[str, Any]] = []
+
+        def on_end(complete: bool) -> None:
+            usage = start.translator.usage
+            ex.usage = usage if complete or usage is not None else None
+            if ex.charges is None:
+                self._accounting.charge(ex)
+            self._accounting.record(ex)
+            result = assembler.result() if complete else None
+            if result is not None:
+                finished.append(result)
+
+        async def store_after() -> None:
+            if finished:
+                await self._cache.store(ex, finished[0])
+
+        return StreamingResponse(
+            relay_stream(ex, start, relay, on_end=on_end),
+            headers={**exchange_headers(ex), **_SSE_HEADERS},
+            media_type=SSE,
+            background=BackgroundTask(store_after),
+        )
+
+    def _from_cache(self, ex: Exchange, completion: dict[str, Any]) -> Response:
+        ex.usage = usage_from_openai(completion.get("usage"))
+        self._accounting.charge(ex)
+        self._accounting.record(ex)
+        headers = exchange_headers(ex)
+        if not ex.stream:
+            body = json.dumps(completion, separators=(",", ":"), ensure_ascii=False).encode()
+            return Response(body, headers=headers, media_type=JSON)
+        chunks = self._replay(completion, ex.include_usage)
+        return StreamingResponse(
+            _replayed(ex, chunks), headers={**headers, **_SSE_HEADERS}, media_type=SSE
+        )
+
+
+async def _replayed(ex: Exchange, chunks: list[dict[str, Any]]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        if not chunk.get("choices") and chunk.get("usage") is not None:
+            chunk = {**chunk, "spendgate": spendgate_object(ex)}
+        yield encode_data(chunk)
+    yield DONE_FRAME

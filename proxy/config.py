@@ -1,0 +1,160 @@
+"""The config file's schema: pydantic models, validated once at start-up.
+
+Names here are public (users write them in YAML); add keys, never rename.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Tier = Literal["small", "medium", "large"]
+RoutingMode = Literal["off", "auto-only", "downgrade"]
+
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProviderConfig(_Strict):
+    type: str
+    base_url: str
+    api_key: str | None = None
+    forward_client_key: bool = False
+    headers: dict[str, str] = Field(default_factory=dict)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    read_timeout_s: float = Field(default=600.0, gt=0)
+    max_connections: int = Field(default=512, gt=0)
+
+    @field_validator("api_key")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+
+class PriceConfig(_Strict):
+    """USD per 1M tokens; overrides the catalog for one model."""
+
+    input: Decimal = Field(ge=0)
+    output: Decimal = Field(ge=0)
+    cached_input: Decimal | None = Field(default=None, ge=0)
+    cache_write: Decimal | None = Field(default=None, ge=0)
+
+
+class ModelConfig(_Strict):
+    name: str = Field(min_length=1)
+    provider: str
+    upstream: str | None = None
+    tier: Tier | None = None
+    price: PriceConfig | None = None
+    context_window: int | None = Field(default=None, gt=0)
+    max_output: int | None = Field(default=None, gt=0)
+
+    @property
+    def upstream_name(self) -> str:
+        return self.upstream or self.name
+
+
+class RoutingConfig(_Strict):
+    mode: RoutingMode = "auto-only"
+    baseline_model: str | None = None
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    deadline_s: float = Field(default=120.0, gt=0)
+    retry_base_s: float = Field(default=0.25, ge=0)
+    retry_cap_s: float = Field(default=4.0, ge=0)
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_open_s: float = Field(default=30.0, gt=0)
+
+
+class SemanticConfig(_Strict):
+    enabled: bool = False
+    embedder: str = "hash"
+    threshold: float | None = Field(default=None, gt=0, le=1)
+
+
+class CacheConfig(_Strict):
+    enabled: bool = True
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    ttl_s: int = Field(default=86400, gt=0)
+    prefix: str = "spendgate:cache:"
+    max_bytes: int = Field(default=DEFAULT_CACHE_BYTES, gt=0)
+    lookup_timeout_ms: int = Field(default=50, gt=0)
+    cache_length: bool = False
+    encryption_key: str | None = None
+    semantic: SemanticConfig = SemanticConfig()
+
+
+class LedgerConfig(_Strict):
+    url: str = "sqlite:///spendgate.db"
+    fee_rate: Decimal = Field(default=Decimal("0.10"), ge=0, le=1)
+    spill_path: str | None = None
+    max_pending: int = Field(default=10000, gt=0)
+
+
+class KeyConfig(_Strict):
+    key: str | None = None
+    key_sha256: str | None = None
+    tenant: str = Field(min_length=1)
+    name: str | None = None
+    routing_mode: RoutingMode | None = None
+    rpm: int | None = Field(default=None, gt=0)
+    tpm: int | None = Field(default=None, gt=0)
+
+
+class AuthConfig(_Strict):
+    admin_key: str | None = None
+    keys: list[KeyConfig] = Field(default_factory=list)
+
+    @field_validator("admin_key")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+
+class TenantConfig(_Strict):
+    """Per-tenant overrides."""
+
+    cache_enabled: bool | None = None
+    cache_namespace: str | None = None
+    semantic_threshold: float | None = Field(default=None, gt=0, le=1)
+    routing_mode: RoutingMode | None = None
+    baseline_model: str | None = None
+
+
+class BudgetConfig(_Strict):
+    period: Literal["day", "month", "run"]
+    limit_usd: Decimal = Field(gt=0)
+    tenant: str | None = None
+    key_id: str | None = None
+    agent: str | None = None
+    workflow: str | None = None
+
+
+class ServerConfig(_Strict):
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
+    transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    log_content: bool = False
+    access_log: bool = True
+
+
+class PricingConfig(_Strict):
+    overrides_file: str | None = None
+
+
+class Config(_Strict):
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    models: list[ModelConfig] = Field(default_factory=list)
+    routing: RoutingConfig = RoutingConfig()
+    cache: CacheConfig = CacheConfig()
+    ledger: LedgerConfig = LedgerConfig()
+    auth: AuthConfig | None = None
+    tenants: dict[str, TenantConfig] = Field(default_factory=dict)
+    budgets: list[BudgetConfig] = Field(default_factory=list)
+    server: ServerConfig = ServerConfig()
+    pricing: PricingConfig = PricingConfig()

@@ -1,0 +1,108 @@
+"""One request's state as it moves through the pipeline's stages.
+
+authenticate -> cache lookup -> route -> upstream -> account
+
+Each stage reads what the earlier ones wrote here and adds its own part; the
+accounting stage turns the finished exchange into a ledger row, metrics and
+the cost headers.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pricing.usage import Usage
+from proxy.auth import Principal
+from proxy.config import ModelConfig
+from proxy.request import Tags
+
+
+def new_request_id() -> str:
+    return "sg-" + os.urandom(12).hex()
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A configured model and the provider that serves it."""
+
+    model: ModelConfig
+    provider: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}/{self.model.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try at one target; ``outcome`` is 'ok' or an error type."""
+
+    model: str
+    provider: str
+    outcome: str
+    status: int
+    ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Charges:
+    """What the accounting stage computed, in integer micro-dollars."""
+
+    cost: int
+    baseline_cost: int
+    savings: int
+
+
+@dataclass(slots=True)
+class Exchange:
+    endpoint: str
+    request_id: str = field(default_factory=new_request_id)
+    started: float = field(default_factory=time.perf_counter)
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    principal: Principal | None = None
+    client_key: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] = field(default_factory=dict)
+    raw: bytes = b""
+    requested_model: str = ""
+    stream: bool = False
+    include_usage: bool = False
+    tags: Tags = field(default_factory=Tags)
+    # Written by the routing stage.
+    target: Target | None = None
+    fallbacks: tuple[Target, ...] = ()
+    route_reason: str = ""
+    route_tier: str | None = None
+    estimated_prompt_tokens: int | None = None
+    # Written by the cache stage.
+    cache_status: str = "miss"
+    cache_similarity: float | None = None
+    overhead_micro: int = 0
+    # Written by the upstream stage.
+    attempts: list[Attempt] = field(default_factory=list)
+    usage: Usage | None = None
+    completion_chars: int = 0
+    upstream_s: float = 0.0
+    # Written at the end.
+    status: int = 200
+    error_type: str | None = None
+    charges: Charges | None = None
+
+    @property
+    def tenant(self) -> str:
+        return self.principal.tenant if self.principal else "unauthenticated"
+
+    @property
+    def served_model(self) -> str | None:
+        return self.target.model.name if self.target else None
+
+    @property
+    def provider(self) -> str | None:
+        return self.target.provider if self.target else None
+
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self.started

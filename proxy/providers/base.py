@@ -1,0 +1,116 @@
+"""The interface every provider module implements.
+
+A provider is a set of pure transforms between OpenAI's chat-completions
+format (what clients speak) and its upstream's wire format. It never does I/O:
+``proxy.upstream`` sends what ``build_chat_request`` returns over the pooled
+httpx client and feeds the answer back to ``parse_chat_response`` or to a
+``StreamTranslator``. That keeps each provider testable with plain values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pricing.usage import Usage
+from proxy.errors import UpstreamStatusError
+from proxy.sse import SSEEvent
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSettings:
+    """What a provider module needs from the config."""
+
+    name: str
+    type: str
+    base_url: str
+    api_key: str | None = None
+    forward_client_key: bool = False
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    method: str
+    url: str
+    headers: dict[str, str]
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResult:
+    """A finished non-streaming answer, already in OpenAI's format."""
+
+    body: bytes  # exactly what the client receives
+    parsed: dict[str, Any]  # the same answer, parsed
+    usage: Usage | None  # None when the upstream reported none
+
+
+@dataclass(frozen=True, slots=True)
+class StreamChunk:
+    """One ``chat.completion.chunk`` to deliver to the client.
+
+    ``raw`` is the upstream's own serialisation when the chunk passes through
+    unchanged, so it is relayed without re-serialising; otherwise ``None``.
+    """
+
+    chunk: dict[str, Any]
+    raw: str | None = None
+
+
+class StreamTranslator(Protocol):
+    """Turns one upstream stream's SSE events into OpenAI chunks."""
+
+    def feed(self, event: SSEEvent) -> list[StreamChunk]:
+        """Chunks for one upstream event. Raises ``UpstreamError`` on an error event."""
+        ...
+
+    @property
+    def finished(self) -> bool:
+        """Whether the upstream signalled a complete end of stream."""
+        ...
+
+    @property
+    def usage(self) -> Usage | None:
+        """Usage reported by the upstream, once it has arrived."""
+        ...
+
+
+class Provider(Protocol):
+    """What each module in ``proxy.providers`` exposes as ``PROVIDER``'s type."""
+
+    settings: ProviderSettings
+
+    def build_chat_request(
+        self,
+        body: dict[str, Any],
+        *,
+        raw: bytes,
+        upstream_model: str,
+        stream: bool,
+        client_key: str | None,
+    ) -> UpstreamRequest:
+        """The upstream request for an OpenAI chat-completions ``body``.
+
+        ``raw`` is the client's original bytes of ``body``: a provider that
+        needs no change to it sends those bytes as they are.
+        """
+        ...
+
+    def parse_chat_response(self, content: bytes, *, model: str) -> ChatResult:
+        """The client's answer from a 2xx upstream body.
+
+        Raises ``UpstreamProtocolError`` for a body it cannot read.
+        """
+        ...
+
+    def stream_translator(self, *, model: str) -> StreamTranslator:
+        """A fresh translator for one streamed answer."""
+        ...
+
+    def map_error(
+        self, status: int, content: bytes, headers: Mapping[str, str]
+    ) -> UpstreamStatusError:
+        """The error for a non-2xx upstream answer, by status and body shape."""
+        ...

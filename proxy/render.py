@@ -1,0 +1,61 @@
+"""The one error renderer, and the ``x-spendgate-*`` response headers."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.responses import Response
+
+from proxy.errors import SpendgateError, error_body, internal_error
+from proxy.exchange import Exchange
+
+log = logging.getLogger("spendgate")
+
+JSON = "application/json"
+
+
+def micro_to_usd(micro: int) -> str:
+    """Integer micro-dollars as a fixed-point string with 6 places."""
+    sign = "-" if micro < 0 else ""
+    whole, frac = divmod(abs(micro), 1_000_000)
+    return f"{sign}{whole}.{frac:06d}"
+
+
+def _header_safe(value: str) -> str:
+    # Header values come partly from config and upstreams: never let a CR/LF through.
+    return "".join(ch for ch in value if ch.isprintable())[:512]
+
+
+def exchange_headers(ex: Exchange) -> dict[str, str]:
+    headers = {"x-spendgate-request-id": ex.request_id}
+    if ex.target is not None:
+        headers["x-spendgate-model"] = _header_safe(ex.target.model.name)
+        headers["x-spendgate-provider"] = _header_safe(ex.target.provider)
+    if ex.endpoint == "chat":
+        headers["x-spendgate-cache"] = ex.cache_status
+        if ex.cache_similarity is not None:
+            headers["x-spendgate-cache-similarity"] = f"{ex.cache_similarity:.4f}"
+        if ex.route_reason:
+            headers["x-spendgate-route-reason"] = _header_safe(ex.route_reason)
+    if ex.charges is not None:
+        headers["x-spendgate-cost-usd"] = micro_to_usd(ex.charges.cost)
+        headers["x-spendgate-baseline-usd"] = micro_to_usd(ex.charges.baseline_cost)
+        headers["x-spendgate-savings-usd"] = micro_to_usd(ex.charges.savings)
+    return headers
+
+
+def as_spendgate_error(exc: BaseException) -> SpendgateError:
+    """``exc`` itself when it is ours; a bland internal error (logged) otherwise."""
+    if isinstance(exc, SpendgateError):
+        return exc
+    log.error("unhandled error", exc_info=exc)
+    return internal_error()
+
+
+def error_response(exc: BaseException, ex: Exchange | None = None) -> Response:
+    """OpenAI's error shape with the right status, for any exception."""
+    error = as_spendgate_error(exc)
+    headers = dict(error.headers)
+    if ex is not None:
+        headers.update(exchange_headers(ex))
+    return Response(error_body(error), status_code=error.http_status, headers=headers, media_type=JSON)

@@ -1,0 +1,137 @@
+"""Everything one app instance holds: built from settings, closed at shutdown."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from proxy.auth import Authenticator
+from proxy.chat import ChatHandler
+from proxy.forward import Forwarder
+from proxy.metrics import Metrics
+from proxy.models import ModelTable
+from proxy.passthrough import PassthroughHandler
+from proxy.providers import build_provider
+from proxy.providers.base import Provider, ProviderSettings
+from proxy.settings import Settings
+from proxy.upstream import TransportFactory, UpstreamClients
+
+log = logging.getLogger("spendgate")
+
+Closer = Callable[[], Awaitable[None]]
+Probe = Callable[[], Awaitable[dict[str, Any]]]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    metrics: Metrics
+    models: ModelTable
+    auth: Authenticator
+    clients: UpstreamClients
+    chat: ChatHandler
+    passthrough: PassthroughHandler
+    probes: dict[str, Probe] = field(default_factory=dict)
+    closers: list[Closer] = field(default_factory=list)
+    gauges: list[Callable[[], None]] = field(default_factory=list)
+
+    async def refresh_gauges(self) -> None:
+        """Bring gauges (backlogs, circuit states) up to date before a scrape."""
+        for refresh in self.gauges:
+            refresh()
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        report: dict[str, Any] = {}
+        ready = True
+        for name, probe in self.probes.items():
+            try:
+                result = await probe()
+            except Exception as exc:  # a probe failing is a readiness answer, not a crash
+                result = {"ok": False, "error": type(exc).__name__}
+            report[name] = result
+            ready = ready and bool(result.get("ok"))
+        return ready, report
+
+    async def aclose(self) -> None:
+        for closer in reversed(self.closers):
+            try:
+                await closer()
+            except Exception:  # shutdown goes on: the next resource still needs closing
+                log.exception("error while shutting down")
+
+
+def provider_settings(settings: Settings) -> dict[str, ProviderSettings]:
+    return {
+        name: ProviderSettings(
+            name=name,
+            type=cfg.type,
+            base_url=cfg.base_url,
+            api_key=cfg.api_key,
+            forward_client_key=cfg.forward_client_key,
+            headers=dict(cfg.headers),
+        )
+        for name, cfg in settings.config.providers.items()
+    }
+
+
+async def build_runtime(
+    settings: Settings, *, transport_factory: TransportFactory | None = None
+) -> Runtime:
+    from proxy.assembly import build_stages
+
+    config = settings.config
+    providers: dict[str, Provider] = {
+        name: build_provider(ps) for name, ps in provider_settings(settings).items()
+    }
+    clients = UpstreamClients(
+        {
+            name: (cfg.connect_timeout_s, cfg.read_timeout_s, cfg.max_connections)
+            for name, cfg in config.providers.items()
+        },
+        transport=config.server.transport,
+        transport_factory=transport_factory,
+    )
+    metrics = Metrics(multiprocess_dir=settings.metrics_dir)
+    models = ModelTable(config.models)
+    forwarder = Forwarder(providers, clients)
+    stages = await build_stages(settings, models=models, metrics=metrics, forwarder=forwarder)
+    auth = Authenticator(config.auth, stored_keys=stages.stored_keys)
+    chat = ChatHandler(
+        auth=auth,
+        router=stages.router,
+        cache=stages.cache,
+        forwarder=forwarder,
+        accounting=stages.accounting,
+        replay=stages.replay,
+        assembler=stages.assembler,
+        max_body_bytes=config.server.max_body_bytes,
+    )
+    passthrough = PassthroughHandler(
+        auth=auth,
+        models=models,
+        providers=providers,
+        clients=clients,
+        accounting=stages.accounting,
+        max_body_bytes=config.server.max_body_bytes,
+    )
+    runtime = Runtime(settings, metrics, models, auth, clients, chat, passthrough)
+    runtime.probes.update(stages.probes)
+    runtime.probes["upstreams"] = _upstreams_probe(settings)
+    runtime.closers.append(clients.aclose)
+    runtime.closers.extend(stages.closers)
+    runtime.gauges.extend(stages.gauges)
+    return runtime
+
+
+def _upstreams_probe(settings: Settings) -> Probe:
+    async def probe() -> dict[str, Any]:
+        providers = settings.config.providers
+        return {
+            "ok": bool(providers),
+            "configured": sorted(providers),
+            "missing": list(settings.missing_providers),
+        }
+
+    return probe
