@@ -1,22 +1,169 @@
-"""The accounting stage: price the exchange, then record it."""
+"""The accounting stage: price the exchange, then record it.
+
+``charge`` computes cost, baseline and savings in integer micro-dollars:
+
+* cost: the served call's usage at the served model's prices, plus any
+  overhead the proxy spent on it (a semantic-cache embedding). A cache hit
+  costs only that overhead: its served prices are zero.
+* baseline: what the same request would have cost on the model the client
+  asked for (for ``auto``: the tenant's or the config's ``baseline_model``),
+  its prompt counted with that model's tokenizer (``pricing.baseline``).
+* savings = baseline - cost; negative after a fallback to a pricier model.
+
+``record`` hands the exchange to the ledger sink and the metrics; it never
+raises and never waits on I/O.
+"""
 
 from __future__ import annotations
 
-from proxy.exchange import Exchange
+import logging
+from collections.abc import Callable
+from decimal import Decimal
+
+from pricing.baseline import baseline_usage
+from pricing.catalog import Catalog, ModelEntry, PriceQuote
+from pricing.cost import UnitPrices, cost_micro
+from pricing.tokens import TokenCounter
+from pricing.usage import Usage
+from proxy.exchange import Charges, Exchange, Pricing
 from proxy.metrics import Metrics
+from proxy.models import AUTO_MODEL, ModelTable
+from proxy.settings import Settings
+
+log = logging.getLogger("spendgate")
+
+_ZERO = Decimal(0)
+FREE = UnitPrices(_ZERO, _ZERO, _ZERO, _ZERO)
+DEFAULT_ENCODING = "o200k_base"
+CHARS_PER_TOKEN = 4  # the documented estimate when no usage and no tokenizer is available
 
 
-class MetricsAccounting:
-    def __init__(self, metrics: Metrics) -> None:
+class Accountant:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        catalog: Catalog,
+        counter: TokenCounter,
+        models: ModelTable,
+        metrics: Metrics,
+        sink: Callable[[Exchange, Pricing | None], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._catalog = catalog
+        self._counter = counter
+        self._models = models
         self._metrics = metrics
+        self._sink = sink
+
+    def set_sink(self, sink: Callable[[Exchange, Pricing | None], None]) -> None:
+        self._sink = sink
+
+    def entry_for(self, model_name: str) -> ModelEntry | None:
+        target = self._models.get(model_name)
+        upstream = target.model.upstream_name if target else model_name
+        return self._catalog.get(upstream) or self._catalog.get(model_name)
+
+    def quote(self, model_name: str, prompt_tokens: int) -> PriceQuote:
+        entry = self.entry_for(model_name)
+        name = entry.name if entry else model_name
+        return self._catalog.quote(name, prompt_tokens=prompt_tokens)
+
+    def baseline_model(self, ex: Exchange) -> str | None:
+        if ex.requested_model and ex.requested_model != AUTO_MODEL:
+            return ex.requested_model
+        tenant = self._settings.config.tenants.get(ex.tenant)
+        if tenant and tenant.baseline_model:
+            return tenant.baseline_model
+        return self._settings.config.routing.baseline_model or ex.served_model
+
+    def prompt_tokens(self, ex: Exchange, model_name: str) -> tuple[int, bool]:
+        """Local count of the request's prompt for ``model_name``: (tokens, exact)."""
+        entry = self.entry_for(model_name)
+        encoding = entry.encoding if entry else DEFAULT_ENCODING
+        messages = ex.body.get("messages")
+        if not isinstance(messages, list):
+            text = ex.body.get("input")
+            count = self._counter.count_text(str(text or ""), encoding=encoding)
+            return count.tokens, count.source == "tiktoken"
+        tools = ex.body.get("tools")
+        counted = self._counter.count_messages(messages, encoding=encoding)
+        extra = self._counter.count_tools(tools if isinstance(tools, list) else None, encoding=encoding)
+        return counted.tokens + extra.tokens, counted.source == "tiktoken"
 
     def charge(self, ex: Exchange) -> None:
-        return None
+        try:
+            self._charge(ex)
+        except Exception:  # pricing must never fail a request that was served
+            log.exception("could not price request %s", ex.request_id)
+
+    def _charge(self, ex: Exchange) -> None:
+        served = ex.served_model
+        usage = self._usage(ex, served)
+        if served is None or usage is None:
+            ex.charges = Charges(ex.overhead_micro, ex.overhead_micro, 0)
+            return
+        hit = ex.cache_status in ("exact", "semantic")
+        quote = self.quote(served, usage.prompt_tokens)
+        prices, source = (FREE, "cache") if hit else (quote.prices, quote.source)
+        baseline_name = self.baseline_model(ex) or served
+        if baseline_name == served:
+            base_usage = usage
+        else:
+            tokens, _ = self.prompt_tokens(ex, baseline_name)
+            served_entry, base_entry = self.entry_for(served), self.entry_for(baseline_name)
+            same_provider = bool(served_entry and base_entry and served_entry.provider == base_entry.provider)
+            base_usage = baseline_usage(
+                served=usage, baseline_prompt_tokens=tokens, baseline_has_prompt_cache=same_provider
+            )
+        base_quote = self.quote(baseline_name, base_usage.prompt_tokens)
+        cost = cost_micro(usage, prices) + ex.overhead_micro
+        if base_quote.known:
+            baseline_cost = cost_micro(base_usage, base_quote.prices)
+        else:
+            baseline_cost = cost  # no known baseline price: claim no savings
+        ex.pricing = Pricing(
+            usage, prices, source, baseline_name, base_usage, base_quote.prices,
+            base_quote.source, self._catalog.version,
+        )  # fmt: skip
+        ex.charges = Charges(cost, baseline_cost, baseline_cost - cost)
+        if source == "unknown":
+            self._metrics.unknown_price.labels(served).inc()
+
+    def _usage(self, ex: Exchange, served: str | None) -> Usage | None:
+        if ex.usage is not None:
+            return ex.usage
+        if served is None or (ex.status >= 400 and not ex.completion_chars):
+            return None
+        prompt, _ = self.prompt_tokens(ex, served)
+        completion = -(-ex.completion_chars // CHARS_PER_TOKEN)
+        return Usage(prompt_tokens=prompt, completion_tokens=completion, source="estimated")
 
     def record(self, ex: Exchange) -> None:
+        pricing = ex.pricing
+        try:
+            self._observe(ex, pricing)
+            if self._sink is not None:
+                self._sink(ex, pricing)
+        except Exception:  # recording must never fail the request it records
+            log.exception("could not record request %s", ex.request_id)
+
+    def _observe(self, ex: Exchange, pricing: Pricing | None) -> None:
         m = self._metrics
-        total = ex.elapsed_s()
-        m.requests.labels(ex.endpoint, ex.served_model or "", ex.provider or "", str(ex.status)).inc()
+        model = ex.served_model or ""
+        m.requests.labels(ex.endpoint, model, ex.provider or "", str(ex.status)).inc()
         if ex.provider is not None and ex.upstream_s:
             m.upstream_seconds.labels(ex.provider).observe(ex.upstream_s)
-        m.proxy_seconds.labels(ex.endpoint).observe(max(0.0, total - ex.upstream_s))
+        m.proxy_seconds.labels(ex.endpoint).observe(max(0.0, ex.elapsed_s() - ex.upstream_s))
+        if pricing is None or ex.charges is None:
+            return
+        labels = (ex.tenant, model, ex.cache_status)
+        usage = pricing.usage
+        m.tokens.labels(*labels, "prompt").inc(usage.prompt_tokens)
+        m.tokens.labels(*labels, "completion").inc(usage.completion_tokens)
+        m.cost.labels(*labels).inc(ex.charges.cost)
+        m.baseline.labels(*labels).inc(ex.charges.baseline_cost)
+        if ex.charges.savings >= 0:
+            m.savings.labels(*labels).inc(ex.charges.savings)
+        else:
+            m.overspend.labels(*labels).inc(-ex.charges.savings)

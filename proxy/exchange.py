@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pricing.cost import UnitPrices
 from pricing.usage import Usage
 from proxy.auth import Principal
 from proxy.config import ModelConfig
@@ -57,6 +58,20 @@ class Charges:
     savings: int
 
 
+@dataclass(frozen=True, slots=True)
+class Pricing:
+    """Everything a ledger row needs to recompute its money."""
+
+    usage: Usage
+    prices: UnitPrices
+    price_source: str
+    baseline_model: str
+    baseline_usage: Usage
+    baseline_prices: UnitPrices
+    baseline_price_source: str
+    catalog_version: str
+
+
 @dataclass(slots=True)
 class Exchange:
     endpoint: str
@@ -91,6 +106,7 @@ class Exchange:
     status: int = 200
     error_type: str | None = None
     charges: Charges | None = None
+    pricing: Pricing | None = None
 
     @property
     def tenant(self) -> str:

@@ -66,7 +66,13 @@ class Metrics:
             "spendgate_baseline_micro_usd_total", "Baseline cost", money_labels, registry=r
         )
         self.savings = Counter(
-            "spendgate_savings_micro_usd_total", "Savings (may go down)", money_labels, registry=r
+            "spendgate_savings_micro_usd_total", "Savings of requests that saved", money_labels, registry=r
+        )
+        self.overspend = Counter(
+            "spendgate_overspend_micro_usd_total",
+            "Negative savings (e.g. fallbacks to a pricier model)",
+            money_labels,
+            registry=r,
         )
         self.unknown_price = Counter(
             "spendgate_unknown_price_total", "Rows priced with no known price", ["model"], registry=r

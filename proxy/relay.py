@@ -16,6 +16,7 @@ from proxy.errors import SpendgateError, UpstreamProtocolError
 from proxy.exchange import Exchange
 from proxy.forward import StreamStart
 from proxy.providers.base import StreamChunk
+from proxy.providers.openai import usage_from_openai
 from proxy.render import as_spendgate_error, micro_to_usd
 from proxy.sse import DONE_FRAME, encode_data, encode_raw
 from proxy.upstream import upstream_errors
@@ -68,6 +69,7 @@ class Relay:
             chunk = item.chunk
             self._sink(chunk)
             if is_usage_chunk(chunk):
+                self._ex.usage = usage_from_openai(chunk["usage"])
                 if not self._ex.include_usage:
                     continue
                 self._charge(self._ex)
