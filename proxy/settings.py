@@ -113,12 +113,14 @@ def parse_config(data: Any, *, known_provider_types: Iterable[str]) -> Config:
     """Validate a parsed config document; every problem is reported at once."""
     if not isinstance(data, dict):
         raise ConfigError(["(top level): must be a mapping of sections"])
+    problems: list[str] = []
+    config: Config | None = None
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError([_format_pydantic(err) for err in exc.errors()]) from exc
-    problems = list(_cross_check(config, set(known_provider_types)))
-    if problems:
+        problems.extend(_format_pydantic(err) for err in exc.errors())
+    problems.extend(_cross_check(data, set(known_provider_types)))
+    if problems or config is None:
         raise ConfigError(problems)
     return config
 
@@ -139,36 +141,55 @@ def _format_pydantic(error: Mapping[str, Any]) -> str:
     return f"{path or '(top level)'}: {message}"
 
 
-def _cross_check(config: Config, provider_types: set[str]) -> Iterable[str]:
-    for name, provider in config.providers.items():
-        if provider.type not in provider_types:
-            yield f"providers.{name}.type: unknown provider type {provider.type!r} (known: {', '.join(sorted(provider_types))})"
-        if not provider.base_url.startswith(("http://", "https://")):
+def _section(data: Mapping[str, Any], name: str, kind: type) -> Any:
+    value = data.get(name)
+    return value if isinstance(value, kind) else kind()
+
+
+def _cross_check(data: Mapping[str, Any], provider_types: set[str]) -> Iterable[str]:
+    """Checks across sections, on the raw document so they run even when fields fail."""
+    providers = _section(data, "providers", dict)
+    for name, provider in providers.items():
+        ptype = provider.get("type") if isinstance(provider, dict) else None
+        if isinstance(ptype, str) and ptype not in provider_types:
+            known = ", ".join(sorted(provider_types))
+            yield f"providers.{name}.type: unknown provider type {ptype!r} (known: {known})"
+        base_url = provider.get("base_url") if isinstance(provider, dict) else None
+        if isinstance(base_url, str) and not base_url.startswith(("http://", "https://")):
             yield f"providers.{name}.base_url: must start with http:// or https://"
     seen: set[str] = set()
-    for i, model in enumerate(config.models):
-        if model.provider not in config.providers:
-            yield f"models[{i}].provider: unknown provider {model.provider!r}"
-        if model.name in seen:
-            yield f"models[{i}].name: duplicate model {model.name!r}"
-        if model.name == "auto":
+    for i, model in enumerate(_section(data, "models", list)):
+        if not isinstance(model, dict):
+            continue
+        provider_name, name = model.get("provider"), model.get("name")
+        if isinstance(provider_name, str) and provider_name not in providers:
+            yield f"models[{i}].provider: unknown provider {provider_name!r}"
+        if name in seen:
+            yield f"models[{i}].name: duplicate model {name!r}"
+        if name == "auto":
             yield f"models[{i}].name: 'auto' is reserved for routing"
-        seen.add(model.name)
-    baselines = [("routing.baseline_model", config.routing.baseline_model)]
-    baselines += [(f"tenants.{t}.baseline_model", c.baseline_model) for t, c in config.tenants.items()]
+        if isinstance(name, str):
+            seen.add(name)
+    baselines = [("routing.baseline_model", _section(data, "routing", dict).get("baseline_model"))]
+    for tenant, overrides in _section(data, "tenants", dict).items():
+        if isinstance(overrides, dict):
+            baselines.append((f"tenants.{tenant}.baseline_model", overrides.get("baseline_model")))
     for where, baseline in baselines:
-        if baseline is not None and baseline not in seen:
+        if isinstance(baseline, str) and baseline not in seen:
             yield f"{where}: unknown model {baseline!r}"
-    if config.auth is not None:
-        for i, key in enumerate(config.auth.keys):
-            if bool(key.key) == bool(key.key_sha256):
-                yield f"auth.keys[{i}]: give exactly one of key or key_sha256 (is its variable set?)"
-            elif key.key_sha256 and not re.fullmatch(r"[0-9a-f]{64}", key.key_sha256):
-                yield f"auth.keys[{i}].key_sha256: must be 64 lower-case hex digits"
-    for i, budget in enumerate(config.budgets):
-        if not (budget.tenant or budget.key_id or budget.agent or budget.workflow):
+    for i, key in enumerate(_section(_section(data, "auth", dict), "keys", list)):
+        if not isinstance(key, dict):
+            continue
+        if bool(key.get("key")) == bool(key.get("key_sha256")):
+            yield f"auth.keys[{i}]: give exactly one of key or key_sha256 (is its variable set?)"
+        elif isinstance(key.get("key_sha256"), str) and not re.fullmatch(r"[0-9a-f]{64}", key["key_sha256"]):
+            yield f"auth.keys[{i}].key_sha256: must be 64 lower-case hex digits"
+    for i, budget in enumerate(_section(data, "budgets", list)):
+        if not isinstance(budget, dict):
+            continue
+        if not any(budget.get(k) for k in ("tenant", "key_id", "agent", "workflow")):
             yield f"budgets[{i}]: name at least one of tenant, key_id, agent, workflow"
-        if budget.period == "run" and not budget.workflow:
+        if budget.get("period") == "run" and not budget.get("workflow"):
             yield f"budgets[{i}].period: 'run' budgets need a workflow (or '*')"
 
 

@@ -121,3 +121,26 @@ async def test_stream_cut_before_the_end_ends_with_an_error_event() -> None:
     last = json.loads(datas[-1])
     assert "[DONE]" not in datas
     assert last["error"]["code"] == "upstream_bad_response" and "openai" in last["error"]["message"]
+
+
+async def test_cost_headers_are_exact_micro_dollars() -> None:
+    usage = {"prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100,
+             "prompt_tokens_details": {"cached_tokens": 400}}
+    recorder = Recorder(httpx.Response(200, json=completion(usage=usage)))
+    async with proxy_client(recorder) as client:
+        response = await client.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
+    # gpt-4o: $2.50 input, $1.25 cached input, $10 output per 1M tokens:
+    # 600 x 2.50 + 400 x 1.25 + 100 x 10 = 1500 + 500 + 1000 = 3000 micro-dollars
+    assert response.headers["x-spendgate-cost-usd"] == "0.003000"
+    assert response.headers["x-spendgate-baseline-usd"] == "0.003000"
+    assert response.headers["x-spendgate-savings-usd"] == "0.000000"
+
+
+async def test_stream_usage_chunk_carries_the_spendgate_object() -> None:
+    recorder = Recorder(_stream_response(_chunk({"content": "Hi"}), _chunk({}, "stop"), {**USAGE_CHUNK, "usage": {"prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100}}, "[DONE]"))
+    async with proxy_client(recorder) as client:
+        response = await client.post("/v1/chat/completions", json={"model": "gpt-4o-mini", "stream": True, "stream_options": {"include_usage": True}, "messages": [{"role": "user", "content": "hi"}]})
+    datas = [line[6:] for line in response.text.split("\n") if line.startswith("data: ")]
+    spendgate = json.loads(datas[-2])["spendgate"]
+    # gpt-4o-mini: 1000 x 0.15 + 100 x 0.60 = 150 + 60 = 210 micro-dollars
+    assert spendgate["cost_usd"] == "0.000210" and spendgate["savings_usd"] == "0.000000"
