@@ -64,6 +64,7 @@ class CircuitBreaker:
 
     @property
     def state(self) -> BreakerState:
+        """The state now (open turns half-open by itself once ``open_s`` has passed)."""
         if self._opened_at is None:
             return BreakerState.CLOSED
         if self._clock() - self._opened_at < self._policy.open_s:
@@ -83,10 +84,12 @@ class CircuitBreaker:
         return False
 
     def record_success(self) -> None:
+        """A call succeeded: close the breaker."""
         self._failures = 0
         self._opened_at = None
 
     def record_failure(self) -> None:
+        """A call failed: count it, and open the breaker at the threshold or when half-open."""
         self._failures += 1
         if self.state is BreakerState.HALF_OPEN or self._failures >= self._policy.failure_threshold:
             self._open()
