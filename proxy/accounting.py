@@ -10,7 +10,8 @@
   its prompt counted with that model's tokenizer (``pricing.baseline``).
 * savings = baseline - cost; negative after a fallback to a pricier model.
 
-``record`` hands the exchange to the ledger sink and the metrics; it never
+``record`` hands the exchange to the metrics and the sinks (the ledger writer,
+budget settling); it never
 raises and never waits on I/O.
 """
 
@@ -47,17 +48,17 @@ class Accountant:
         counter: TokenCounter,
         models: ModelTable,
         metrics: Metrics,
-        sink: Callable[[Exchange, Pricing | None], None] | None = None,
     ) -> None:
         self._settings = settings
         self._catalog = catalog
         self._counter = counter
         self._models = models
         self._metrics = metrics
-        self._sink = sink
+        self._sinks: list[Callable[[Exchange], None]] = []
 
-    def set_sink(self, sink: Callable[[Exchange, Pricing | None], None]) -> None:
-        self._sink = sink
+    def add_sink(self, sink: Callable[[Exchange], None]) -> None:
+        """Run ``sink`` on every recorded exchange (ledger writer, budget settling)."""
+        self._sinks.append(sink)
 
     def entry_for(self, model_name: str) -> ModelEntry | None:
         target = self._models.get(model_name)
@@ -88,7 +89,9 @@ class Accountant:
             return count.tokens, count.source == "tiktoken"
         tools = ex.body.get("tools")
         counted = self._counter.count_messages(messages, encoding=encoding)
-        extra = self._counter.count_tools(tools if isinstance(tools, list) else None, encoding=encoding)
+        extra = self._counter.count_tools(
+            tools if isinstance(tools, list) else None, encoding=encoding
+        )
         return counted.tokens + extra.tokens, counted.source == "tiktoken"
 
     def charge(self, ex: Exchange) -> None:
@@ -112,7 +115,9 @@ class Accountant:
         else:
             tokens, _ = self.prompt_tokens(ex, baseline_name)
             served_entry, base_entry = self.entry_for(served), self.entry_for(baseline_name)
-            same_provider = bool(served_entry and base_entry and served_entry.provider == base_entry.provider)
+            same_provider = bool(
+                served_entry and base_entry and served_entry.provider == base_entry.provider
+            )
             base_usage = baseline_usage(
                 served=usage, baseline_prompt_tokens=tokens, baseline_has_prompt_cache=same_provider
             )
@@ -140,15 +145,14 @@ class Accountant:
         return Usage(prompt_tokens=prompt, completion_tokens=completion, source="estimated")
 
     def record(self, ex: Exchange) -> None:
-        pricing = ex.pricing
-        try:
-            self._observe(ex, pricing)
-            if self._sink is not None:
-                self._sink(ex, pricing)
-        except Exception:  # recording must never fail the request it records
-            log.exception("could not record request %s", ex.request_id)
+        for step in (self._observe, *self._sinks):
+            try:
+                step(ex)
+            except Exception:  # recording must never fail the request it records
+                log.exception("could not record request %s", ex.request_id)
 
-    def _observe(self, ex: Exchange, pricing: Pricing | None) -> None:
+    def _observe(self, ex: Exchange) -> None:
+        pricing = ex.pricing
         m = self._metrics
         model = ex.served_model or ""
         m.requests.labels(ex.endpoint, model, ex.provider or "", str(ex.status)).inc()

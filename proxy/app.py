@@ -22,9 +22,7 @@ from proxy.settings import Settings
 from proxy.upstream import TransportFactory
 
 
-def create_app(
-    settings: Settings, *, transport_factory: TransportFactory | None = None
-) -> FastAPI:
+def create_app(settings: Settings, *, transport_factory: TransportFactory | None = None) -> FastAPI:
     """The app for ``settings``. Clients and stores open in its lifespan."""
 
     @asynccontextmanager

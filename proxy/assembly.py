@@ -2,56 +2,52 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from cache.assemble import ChunkAssembler
+from cache.crypto import encryptor_from_secret
+from cache.memory import MemoryStore
+from cache.redis_store import RedisStore
+from cache.replay import replay_chunks
+from cache.service import ResponseCache
+from cache.store import CacheStore
 from pricing.catalog import Catalog, PriceOverride, load_catalog
 from pricing.tokens import TokenCounter
+from proxy.accounting import Accountant
+from proxy.cache_stage import CacheControls, CacheStageImpl
 from proxy.forward import Forwarder
 from proxy.metrics import Metrics
 from proxy.models import ModelTable
+from proxy.routing_stage import Router
 from proxy.settings import Settings
-from proxy.stages import AccountingStage, CacheStage, RouterStage
+from routing.breaker import BreakerPolicy, CircuitBreaker
 
 Probe = Callable[[], Awaitable[dict[str, Any]]]
 Closer = Callable[[], Awaitable[None]]
 
+# A dead Redis is retried after a few seconds, not the routing breakers' 30.
+REDIS_BREAKER = BreakerPolicy(failure_threshold=3, open_s=5.0)
+
 
 @dataclass
 class Stages:
-    router: RouterStage
-    cache: CacheStage
-    accounting: AccountingStage
+    router: Router
+    cache: CacheStageImpl
+    accounting: Accountant
     replay: Callable[[dict[str, Any], bool], list[dict[str, Any]]]
     assembler: Callable[[], Any]
     stored_keys: list[tuple[str, str, str]] = field(default_factory=list)
     probes: dict[str, Probe] = field(default_factory=dict)
     closers: list[Closer] = field(default_factory=list)
     gauges: list[Callable[[], None]] = field(default_factory=list)
-
-
-async def build_stages(
-    settings: Settings, *, models: ModelTable, metrics: Metrics, forwarder: Forwarder
-) -> Stages:
-    from proxy.accounting import Accountant
-    from proxy.cache_stage import NoCache, NullAssembler, no_replay
-    from proxy.routing_stage import Router
-
-    catalog = build_catalog(settings)
-    counter = TokenCounter(settings.tiktoken_dir)
-    threading.Thread(target=counter.warm, name="tiktoken-warm", daemon=True).start()
-    accountant = Accountant(settings, catalog=catalog, counter=counter, models=models, metrics=metrics)
-    router = Router(settings, models=models, metrics=metrics)
-    return Stages(
-        router=router,
-        cache=NoCache(),
-        accounting=accountant,
-        replay=no_replay,
-        assembler=NullAssembler,
-    )
 
 
 def build_catalog(settings: Settings) -> Catalog:
@@ -70,3 +66,104 @@ def build_catalog(settings: Settings) -> Catalog:
         if model.price is not None
     }
     return catalog.with_prices(prices) if prices else catalog
+
+
+def redis_client(url: str, *, timeout_s: float) -> Redis:
+    """A client that fails fast: no retries eating the lookup's time budget."""
+    client: Redis = Redis.from_url(
+        url,
+        socket_connect_timeout=timeout_s,
+        socket_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=0,
+    )
+    return client
+
+
+def _replay(completion: dict[str, Any], include_usage: bool) -> list[dict[str, Any]]:
+    return list(replay_chunks(completion, include_usage=include_usage))
+
+
+def build_cache(settings: Settings, *, metrics: Metrics, redis: Redis | None) -> CacheStageImpl:
+    config = settings.config
+    cache_config = config.cache
+    store: CacheStore
+    if redis is not None:
+        store = RedisStore(
+            redis,
+            prefix=cache_config.prefix,
+            ttl_s=cache_config.ttl_s,
+            op_timeout_s=cache_config.lookup_timeout_ms / 1000,
+            breaker=CircuitBreaker(REDIS_BREAKER),
+        )
+    else:
+        store = MemoryStore(cache_config.max_bytes, ttl_s=cache_config.ttl_s)
+    cache = ResponseCache(
+        store,
+        ttl_s=cache_config.ttl_s,
+        cache_length=cache_config.cache_length,
+        encryptor=encryptor_from_secret(cache_config.encryption_key),
+    )
+    tenants = config.tenants
+
+    def enabled(tenant: str) -> bool:
+        override = tenants.get(tenant)
+        if override is not None and override.cache_enabled is not None:
+            return override.cache_enabled
+        return cache_config.enabled
+
+    def namespace(tenant: str) -> str:
+        override = tenants.get(tenant)
+        return (
+            override.cache_namespace
+            if override and override.cache_namespace
+            else f"tenant:{tenant}"
+        )
+
+    def threshold(tenant: str) -> float | None:
+        override = tenants.get(tenant)
+        if override is not None and override.semantic_threshold is not None:
+            return override.semantic_threshold
+        return cache_config.semantic.threshold
+
+    controls = CacheControls(enabled=enabled, namespace=namespace, threshold=threshold)
+    return CacheStageImpl(cache, controls=controls, metrics=metrics, semantic=None)
+
+
+async def build_stages(
+    settings: Settings, *, models: ModelTable, metrics: Metrics, forwarder: Forwarder
+) -> Stages:
+    config = settings.config
+    catalog = build_catalog(settings)
+    counter = TokenCounter(settings.tiktoken_dir)
+    threading.Thread(target=counter.warm, name="tiktoken-warm", daemon=True).start()
+    accountant = Accountant(
+        settings, catalog=catalog, counter=counter, models=models, metrics=metrics
+    )
+    redis = None
+    if config.cache.backend == "redis":
+        redis = redis_client(
+            config.cache.redis_url, timeout_s=config.cache.lookup_timeout_ms / 1000
+        )
+    router = Router(settings, models=models, metrics=metrics, accountant=accountant, redis=redis)
+    accountant.add_sink(router.settle)
+    cache = build_cache(settings, metrics=metrics, redis=redis)
+    stages = Stages(
+        router=router,
+        cache=cache,
+        accounting=accountant,
+        replay=_replay,
+        assembler=ChunkAssembler,
+    )
+    stages.closers.append(router.aclose)
+    stages.closers.append(cache.aclose)
+    if redis is not None:
+        stages.closers.append(redis.aclose)
+    stages.probes["cache"] = cache.probe
+    stages.gauges.append(lambda: _circuit_gauges(router, metrics))
+    return stages
+
+
+def _circuit_gauges(router: Router, metrics: Metrics) -> None:
+    for target, state in router.circuit_states().items():
+        metrics.circuit_state.labels(target).set(0 if state == "closed" else 1)

@@ -10,7 +10,6 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -57,13 +56,17 @@ class ChatHandler:
         ex = Exchange("chat")
         try:
             await self._begin(ex, request)
-            cached = await self._cache.lookup(ex)
+            cached = await self._cache.lookup(ex) or await self._cache.join(ex)
             if cached is not None:
                 return self._from_cache(ex, cached)
-            await self._router.plan(ex)
-            if ex.stream:
-                return await self._stream(ex)
-            return await self._complete(ex)
+            try:
+                await self._router.plan(ex)
+                if ex.stream:
+                    return await self._stream(ex)
+                return await self._complete(ex)
+            except BaseException:
+                await self._cache.store(ex, None)
+                raise
         except Exception as exc:  # the request's one boundary: render, and still account
             error = as_spendgate_error(exc)
             ex.status, ex.error_type = error.http_status, error.type
@@ -76,7 +79,9 @@ class ChatHandler:
         headers = request.headers
         ex.principal = self._auth.authenticate(headers)
         ex.client_key = presented_key(headers)
-        ex.headers = {k: v for k, v in headers.items() if k.startswith(("x-spendgate-", "cache-control"))}
+        ex.headers = {
+            k: v for k, v in headers.items() if k.startswith(("x-spendgate-", "cache-control"))
+        }
         ex.raw = await read_body(request, limit=self._max_body)
         ex.body = parse_object(ex.raw)
         check_chat_body(ex.body)
@@ -98,7 +103,6 @@ class ChatHandler:
         start = await self._router.run(ex, lambda target: self._forwarder.open_stream(ex, target))
         assembler = self._assembler()
         relay = Relay(ex, charge=self._accounting.charge, sink=assembler.feed)
-        finished: list[dict[str, Any]] = []
 
         def on_end(complete: bool) -> None:
             usage = start.translator.usage
@@ -106,19 +110,12 @@ class ChatHandler:
             if ex.charges is None:
                 self._accounting.charge(ex)
             self._accounting.record(ex)
-            result = assembler.result() if complete else None
-            if result is not None:
-                finished.append(result)
-
-        async def store_after() -> None:
-            if finished:
-                await self._cache.store(ex, finished[0])
+            self._cache.store_later(ex, assembler.result() if complete else None)
 
         return StreamingResponse(
             relay_stream(ex, start, relay, on_end=on_end),
             headers={**exchange_headers(ex), **_SSE_HEADERS},
             media_type=SSE,
-            background=BackgroundTask(store_after),
         )
 
     def _from_cache(self, ex: Exchange, completion: dict[str, Any]) -> Response:

@@ -29,7 +29,7 @@ def load(args: argparse.Namespace) -> Settings:
         raise SystemExit(1) from exc
 
 
-def _catalog_models(provider: str) -> list[tuple[str, str | None]]:
+def _catalog_models(provider: str) -> Sequence[tuple[str, str | None]]:
     from proxy.defaults import catalog_models
 
     return catalog_models(provider)
@@ -45,7 +45,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from proxy.server import serve
 
     settings = load(args)
-    return serve(settings, host=args.host, port=args.port, workers=args.workers, insecure=args.insecure)
+    return serve(
+        settings, host=args.host, port=args.port, workers=args.workers, insecure=args.insecure
+    )
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -58,7 +60,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return 1
     for warning in config_warnings(settings):
         print(f"warning: {warning}")
-    print(f"{args.file}: OK ({len(settings.config.models)} models, {len(settings.config.providers)} providers)")
+    print(
+        f"{args.file}: OK ({len(settings.config.models)} models, {len(settings.config.providers)} providers)"
+    )
     return 0
 
 

@@ -128,7 +128,8 @@ class TenantConfig(_Strict):
 
 
 class BudgetConfig(_Strict):
-    period: Literal["day", "month", "run"]
+    period: Literal["hour", "day", "month", "run"]
+    name: str | None = None
     limit_usd: Decimal = Field(gt=0)
     tenant: str | None = None
     key_id: str | None = None

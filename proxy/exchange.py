@@ -20,6 +20,7 @@ from pricing.usage import Usage
 from proxy.auth import Principal
 from proxy.config import ModelConfig
 from proxy.request import Tags
+from routing.retry import AttemptRecord
 
 
 def new_request_id() -> str:
@@ -36,17 +37,6 @@ class Target:
     @property
     def key(self) -> str:
         return f"{self.provider}/{self.model.name}"
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One try at one target; ``outcome`` is 'ok' or an error type."""
-
-    model: str
-    provider: str
-    outcome: str
-    status: int
-    ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +83,16 @@ class Exchange:
     route_reason: str = ""
     route_tier: str | None = None
     estimated_prompt_tokens: int | None = None
+    budget_reservation: Any = None
     # Written by the cache stage.
+    cache_mode: Any = None
+    cache_key: str | None = None
+    flight: Any = None
     cache_status: str = "miss"
     cache_similarity: float | None = None
     overhead_micro: int = 0
     # Written by the upstream stage.
-    attempts: list[Attempt] = field(default_factory=list)
+    attempts: list[AttemptRecord] = field(default_factory=list)
     usage: Usage | None = None
     completion_chars: int = 0
     upstream_s: float = 0.0

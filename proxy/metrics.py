@@ -66,7 +66,10 @@ class Metrics:
             "spendgate_baseline_micro_usd_total", "Baseline cost", money_labels, registry=r
         )
         self.savings = Counter(
-            "spendgate_savings_micro_usd_total", "Savings of requests that saved", money_labels, registry=r
+            "spendgate_savings_micro_usd_total",
+            "Savings of requests that saved",
+            money_labels,
+            registry=r,
         )
         self.overspend = Counter(
             "spendgate_overspend_micro_usd_total",
@@ -75,7 +78,10 @@ class Metrics:
             registry=r,
         )
         self.unknown_price = Counter(
-            "spendgate_unknown_price_total", "Rows priced with no known price", ["model"], registry=r
+            "spendgate_unknown_price_total",
+            "Rows priced with no known price",
+            ["model"],
+            registry=r,
         )
         self.cache_lookups = Counter(
             "spendgate_cache_lookups_total", "Cache lookups", ["tier"], registry=r
@@ -90,7 +96,10 @@ class Metrics:
             "spendgate_route_decisions_total", "Routing decisions by tier", ["tier"], registry=r
         )
         self.fallbacks = Counter(
-            "spendgate_fallbacks_total", "Attempts that moved to another model", ["from_model", "to_model"], registry=r
+            "spendgate_fallbacks_total",
+            "Attempts that moved to another model",
+            ["from_model", "to_model"],
+            registry=r,
         )
         self.retries = Counter(
             "spendgate_retries_total", "Retried upstream attempts", ["provider"], registry=r
@@ -103,18 +112,26 @@ class Metrics:
             multiprocess_mode="max",
         )
         self.ledger_backlog = Gauge(
-            "spendgate_ledger_backlog", "Ledger rows waiting to be written", registry=r,
+            "spendgate_ledger_backlog",
+            "Ledger rows waiting to be written",
+            registry=r,
             multiprocess_mode="sum",
         )
         self.ledger_spilled = Gauge(
-            "spendgate_ledger_spill_pending", "Ledger rows in the spill file", registry=r,
+            "spendgate_ledger_spill_pending",
+            "Ledger rows in the spill file",
+            registry=r,
             multiprocess_mode="sum",
         )
         self.ledger_spilled_total = Counter(
-            "spendgate_ledger_spilled_total", "Ledger rows ever written to the spill file", registry=r
+            "spendgate_ledger_spilled_total",
+            "Ledger rows ever written to the spill file",
+            registry=r,
         )
         self.redis_up = Gauge(
-            "spendgate_cache_backend_up", "1 when the cache backend answers", registry=r,
+            "spendgate_cache_backend_up",
+            "1 when the cache backend answers",
+            registry=r,
             multiprocess_mode="min",
         )
 
@@ -123,5 +140,5 @@ class Metrics:
         if self._multiprocess_dir is None:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
-        _multiprocess.MultiProcessCollector(registry, path=str(self._multiprocess_dir))
+        _multiprocess.MultiProcessCollector(registry, path=str(self._multiprocess_dir))  # type: ignore[no-untyped-call]
         return generate_latest(registry)

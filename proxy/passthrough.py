@@ -93,7 +93,11 @@ class PassthroughHandler:
                     param="model",
                 )
             upstream_model = ex.target.model.upstream_name
-            body = None if upstream_model == ex.requested_model else {**ex.body, "model": upstream_model}
+            body = (
+                None
+                if upstream_model == ex.requested_model
+                else {**ex.body, "model": upstream_model}
+            )
             upstream = provider.build_passthrough_request(
                 endpoint, ex.raw, client_key=ex.client_key, body=body
             )

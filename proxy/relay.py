@@ -58,7 +58,9 @@ def spendgate_object(ex: Exchange) -> dict[str, str]:
 class Relay:
     """Turns chunks into frames for one exchange, charging at the usage chunk."""
 
-    def __init__(self, ex: Exchange, *, charge: Callable[[Exchange], None], sink: ChunkSink) -> None:
+    def __init__(
+        self, ex: Exchange, *, charge: Callable[[Exchange], None], sink: ChunkSink
+    ) -> None:
         self._ex = ex
         self._charge = charge
         self._sink = sink
@@ -123,4 +125,3 @@ def _flush(start: StreamStart) -> list[StreamChunk]:
     for event in start.decoder.flush():
         out.extend(start.translator.feed(event))
     return out
-

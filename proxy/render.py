@@ -58,4 +58,6 @@ def error_response(exc: BaseException, ex: Exchange | None = None) -> Response:
     headers = dict(error.headers)
     if ex is not None:
         headers.update(exchange_headers(ex))
-    return Response(error_body(error), status_code=error.http_status, headers=headers, media_type=JSON)
+    return Response(
+        error_body(error), status_code=error.http_status, headers=headers, media_type=JSON
+    )

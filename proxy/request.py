@@ -98,7 +98,9 @@ def check_chat_body(body: Mapping[str, Any]) -> None:
         raise RequestError("'stream' must be a boolean", param="stream")
     for name in ("max_tokens", "max_completion_tokens", "n"):
         value = body.get(name)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 1
+        ):
             raise RequestError(f"'{name}' must be a positive integer", param=name)
 
 

@@ -1,28 +1,121 @@
-"""The routing stage: resolve the model, choose a target, retry and fall back."""
+"""The routing stage: resolve the model, choose a target within budgets, retry and fall back.
+
+The decisions themselves are pure functions in ``routing``; this module feeds
+them the request, the configured models (with catalog limits and prices) and
+the live state: circuit breakers, conversation stickiness, budget counters.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import random
-import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
-from proxy.errors import SpendgateError, is_retryable
-from proxy.exchange import Attempt, Exchange, Target
+from redis.asyncio import Redis
+
+from proxy.accounting import Accountant
+from proxy.config import RoutingMode
+from proxy.errors import RequestError, UpstreamConnectionError
+from proxy.exchange import Exchange, Target
 from proxy.metrics import Metrics
 from proxy.models import AUTO_MODEL, ModelTable
 from proxy.settings import Settings
+from routing.breaker import BreakerPolicy, BreakerRegistry, breaker_key
+from routing.budgets import (
+    BudgetContext,
+    BudgetLedger,
+    BudgetUsage,
+    MemoryBudgetLedger,
+    RedisBudgetLedger,
+    budgets_from_config,
+)
+from routing.retry import RetryPolicy, attempts_of, run_with_fallbacks
+from routing.scorer import Score, load_weights, score_request
+from routing.select import (
+    Candidate,
+    StickinessTracker,
+    expected_cost_micro,
+    needs_of,
+    select_model,
+    why_not,
+    with_availability,
+)
 
+log = logging.getLogger("spendgate")
 T = TypeVar("T")
+
+DEFAULT_EXPECTED_OUTPUT_TOKENS = 500
+_ROUTE_HEADER = "x-spendgate-route"
 
 
 class Router:
-    def __init__(self, settings: Settings, *, models: ModelTable, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        models: ModelTable,
+        metrics: Metrics,
+        accountant: Accountant,
+        redis: Redis | None = None,
+    ) -> None:
+        config = settings.config
+        routing = config.routing
         self._settings = settings
         self._models = models
         self._metrics = metrics
-        self._rng = random.Random()
+        self._accountant = accountant
+        self._weights = load_weights()
+        self._candidates = {t.model.name: self._candidate(t) for t in models.targets}
+        # Only models with a tier are ever chosen by routing (an embedding model is not).
+        self._routable = [self._candidates[t.model.name] for t in models.targets if t.model.tier]
+        self._breakers = BreakerRegistry(
+            BreakerPolicy(
+                failure_threshold=routing.breaker_failures, open_s=routing.breaker_open_s
+            ),
+            redis=redis,
+        )
+        self._sticky = StickinessTracker(redis=redis)
+        budgets = budgets_from_config(
+            [b.model_dump(exclude_none=True, mode="json") for b in config.budgets]
+        )
+        self._budgets: BudgetLedger = (
+            RedisBudgetLedger(budgets, redis=redis)
+            if redis is not None
+            else MemoryBudgetLedger(budgets)
+        )
+        self._policy = RetryPolicy(
+            max_attempts=routing.max_attempts,
+            base_s=routing.retry_base_s,
+            cap_s=routing.retry_cap_s,
+            deadline_s=routing.deadline_s,
+        )
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _candidate(self, target: Target) -> Candidate:
+        entry = self._accountant.entry_for(target.model.name)
+        quote = self._accountant.quote(target.model.name, 0)
+        caps = entry.capabilities if entry else None
+        window = target.model.context_window or (entry.context_window if entry else 0) or 128_000
+        max_output = target.model.max_output or (entry.max_output if entry else 0) or 16_384
+        return Candidate(
+            name=target.model.name,
+            provider=target.provider,
+            tier=target.model.tier or "large",
+            context_window=window,
+            max_output=max_output,
+            supports_tools=caps.tools if caps else True,
+            supports_vision=caps.vision if caps else True,
+            supports_json_schema=caps.json_schema if caps else True,
+            supports_reasoning=caps.reasoning if caps else True,
+            input_price=quote.prices.input,
+            cached_input_price=quote.prices.cached_input,
+            output_price=quote.prices.output,
+        )
+
+    @property
+    def breakers(self) -> BreakerRegistry:
+        return self._breakers
 
     def resolve(self, ex: Exchange) -> None:
         if ex.requested_model == AUTO_MODEL:
@@ -31,50 +124,148 @@ class Router:
             return
         ex.target = self._models.resolve(ex.requested_model)
 
+    def _mode(self, ex: Exchange) -> RoutingMode:
+        principal = ex.principal
+        if principal is not None and principal.routing_mode:
+            return principal.routing_mode
+        tenant = self._settings.config.tenants.get(ex.tenant)
+        if tenant is not None and tenant.routing_mode:
+            return tenant.routing_mode
+        return self._settings.config.routing.mode
+
     async def plan(self, ex: Exchange) -> None:
-        if ex.target is None:
-            tiered = [t for t in self._models.targets if t.model.tier]
-            order = {"small": 0, "medium": 1, "large": 2}
-            tiered.sort(key=lambda t: order.get(t.model.tier or "large", 2))
-            ex.target, ex.fallbacks = tiered[0], tuple(tiered[1:])
-            ex.route_reason = f"auto -> {ex.target.model.tier}: {ex.target.model.name}"
+        """Choose the target and fallbacks, then reserve the estimate against budgets."""
+        requested = ex.target
+        mode = self._mode(ex)
+        if requested is not None and (
+            ex.headers.get(_ROUTE_HEADER) == "off"
+            or mode != "downgrade"
+            or requested.model.tier is None
+        ):
+            why = (
+                "x-spendgate-route: off"
+                if ex.headers.get(_ROUTE_HEADER) == "off"
+                else f"mode {mode}"
+            )
+            ex.route_reason = f"{why}: {requested.model.name} as requested"
+        else:
+            await self._choose(ex, requested, mode)
+        await self._reserve(ex)
+
+    async def _choose(self, ex: Exchange, requested: Target | None, mode: RoutingMode) -> None:
+        prompt_tokens, _ = self._accountant.prompt_tokens(
+            ex, requested.model.name if requested else "gpt-4o"
+        )
+        ex.estimated_prompt_tokens = prompt_tokens
+        score: Score = score_request(ex.body, weights=self._weights)
+        needs = needs_of(ex.body, prompt_tokens=prompt_tokens)
+        messages = ex.body.get("messages") or []
+        sticky = await self._sticky.lookup(ex.tenant, messages)
+        candidates = with_availability(
+            self._routable,
+            available=lambda c: self._breakers.available(breaker_key(c.provider, c.name)),
+        )
+        try:
+            decision = select_model(
+                score=score,
+                candidates=candidates,
+                needs=needs,
+                thresholds=self._weights.thresholds,
+                mode=mode,
+                requested=self._candidates[requested.model.name] if requested else None,
+                sticky=sticky,
+                expected_output_tokens=needs.max_tokens or DEFAULT_EXPECTED_OUTPUT_TOKENS,
+            )
+        except LookupError as exc:
+            raise self._no_model(candidates, needs) from exc
+        ex.target = self._models.resolve(decision.model.name)
+        ex.fallbacks = tuple(self._models.resolve(c.name) for c in decision.fallbacks)
+        ex.route_reason = decision.reason
+        ex.route_tier = decision.tier
+        self._metrics.routes.labels(decision.tier).inc()
+
+    @staticmethod
+    def _no_model(candidates: Sequence[Candidate], needs: Any) -> Exception:
+        reasons = {why_not(c, needs) for c in candidates}
+        if reasons == {"circuit open"}:
+            return UpstreamConnectionError(
+                "every model that could serve this request is unavailable (circuits open)",
+                provider="spendgate",
+            )
+        detail = "; ".join(sorted(r for r in reasons if r)) or "no tiered models"
+        return RequestError(f"no configured model can serve this request ({detail})", param="model")
+
+    def _budget_context(self, ex: Exchange) -> BudgetContext:
+        return BudgetContext(
+            tenant=ex.tenant,
+            key_id=ex.principal.key_id if ex.principal else None,
+            workflow=ex.tags.workflow,
+            agent=ex.tags.agent,
+            run_id=ex.tags.run,
+        )
+
+    async def _reserve(self, ex: Exchange) -> None:
+        assert ex.target is not None
+        if ex.estimated_prompt_tokens is None:
+            ex.estimated_prompt_tokens, _ = self._accountant.prompt_tokens(ex, ex.target.model.name)
+        candidate = self._candidates[ex.target.model.name]
+        max_tokens = ex.body.get("max_completion_tokens") or ex.body.get("max_tokens")
+        output = max_tokens if isinstance(max_tokens, int) else DEFAULT_EXPECTED_OUTPUT_TOKENS
+        estimate = expected_cost_micro(
+            candidate, prompt_tokens=ex.estimated_prompt_tokens, output_tokens=output
+        )
+        ex.budget_reservation = await self._budgets.reserve(self._budget_context(ex), estimate)
 
     async def run(self, ex: Exchange, attempt: Callable[[Target], Awaitable[T]]) -> T:
         assert ex.target is not None
-        routing = self._settings.config.routing
-        plan = [ex.target, *ex.fallbacks]
-        deadline = time.monotonic() + routing.deadline_s
-        last: BaseException | None = None
-        tries = 0
-        for target in plan:
-            for retry in range(routing.max_attempts):
-                if tries >= routing.max_attempts or time.monotonic() >= deadline:
-                    break
-                tries += 1
-                started = time.perf_counter()
-                try:
-                    result = await attempt(target)
-                except SpendgateError as exc:
-                    ex.attempts.append(_attempt(target, exc, started))
-                    last = exc
-                    if not is_retryable(exc):
-                        raise
-                    if retry + 1 < routing.max_attempts:
-                        await asyncio.sleep(self._backoff(retry))
-                    continue
-                ex.attempts.append(_attempt(target, None, started))
-                ex.target = target
-                return result
-        assert last is not None
-        raise last
+        targets = {t.model.name: t for t in (ex.target, *ex.fallbacks)}
+        plan = [self._candidates[name] for name in targets]
 
-    def _backoff(self, retry: int) -> float:
-        routing = self._settings.config.routing
-        return min(routing.retry_cap_s, routing.retry_base_s * 2**retry) * self._rng.random()
+        async def call(candidate: Candidate) -> T:
+            ex.target = targets[candidate.name]
+            return await attempt(ex.target)
 
+        try:
+            result, records = await run_with_fallbacks(
+                plan, call, policy=self._policy, breakers=self._breakers
+            )
+        except Exception as exc:
+            ex.attempts = attempts_of(exc)
+            raise
+        ex.attempts = records
+        if len(plan) > 1 and ex.target.model.name != plan[0].name:
+            self._metrics.fallbacks.labels(plan[0].name, ex.target.model.name).inc()
+        return result
 
-def _attempt(target: Target, exc: SpendgateError | None, started: float) -> Attempt:
-    ms = int((time.perf_counter() - started) * 1000)
-    if exc is None:
-        return Attempt(target.model.name, target.provider, "ok", 200, ms)
-    return Attempt(target.model.name, target.provider, exc.type, exc.http_status, ms)
+    def settle(self, ex: Exchange) -> None:
+        """After accounting: settle the budget reservation, remember the served model."""
+        task = asyncio.get_running_loop().create_task(self._settle(ex))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _settle(self, ex: Exchange) -> None:
+        try:
+            reservation = ex.budget_reservation
+            if reservation is not None:
+                ex.budget_reservation = None
+                actual = ex.charges.cost if ex.charges is not None else 0
+                await self._budgets.commit(reservation, actual)
+            if ex.status < 400 and ex.target is not None and ex.pricing is not None:
+                await self._sticky.record(
+                    ex.tenant,
+                    ex.body.get("messages") or [],
+                    model_name=ex.target.model.name,
+                    prompt_tokens=ex.pricing.usage.prompt_tokens,
+                )
+        except Exception:  # settling is bookkeeping: it must never surface to a client
+            log.exception("could not settle request %s", ex.request_id)
+
+    async def budget_usage(self) -> list[BudgetUsage]:
+        return await self._budgets.usage()
+
+    def circuit_states(self) -> dict[str, str]:
+        return self._breakers.states()
+
+    async def aclose(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -51,7 +51,8 @@ class Runtime:
             except Exception as exc:  # a probe failing is a readiness answer, not a crash
                 result = {"ok": False, "error": type(exc).__name__}
             report[name] = result
-            ready = ready and bool(result.get("ok"))
+            if result.get("critical", True):
+                ready = ready and bool(result.get("ok"))
         return ready, report
 
     async def aclose(self) -> None:

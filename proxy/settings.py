@@ -182,7 +182,9 @@ def _cross_check(data: Mapping[str, Any], provider_types: set[str]) -> Iterable[
             continue
         if bool(key.get("key")) == bool(key.get("key_sha256")):
             yield f"auth.keys[{i}]: give exactly one of key or key_sha256 (is its variable set?)"
-        elif isinstance(key.get("key_sha256"), str) and not re.fullmatch(r"[0-9a-f]{64}", key["key_sha256"]):
+        elif isinstance(key.get("key_sha256"), str) and not re.fullmatch(
+            r"[0-9a-f]{64}", key["key_sha256"]
+        ):
             yield f"auth.keys[{i}].key_sha256: must be 64 lower-case hex digits"
     for i, budget in enumerate(_section(data, "budgets", list)):
         if not isinstance(budget, dict):

@@ -19,8 +19,16 @@ class CacheStage(Protocol):
         """A stored chat.completion for this request, or None. Sets ``ex.cache_status``."""
         ...
 
-    async def store(self, ex: Exchange, completion: dict[str, Any]) -> None:
-        """Keep a finished answer, if the policy allows it. Never raises."""
+    async def join(self, ex: Exchange) -> dict[str, Any] | None:
+        """Coalesce with identical requests in flight: a follower gets the answer."""
+        ...
+
+    async def store(self, ex: Exchange, completion: dict[str, Any] | None) -> None:
+        """Keep a finished answer (None: the call failed) and close the flight. Never raises."""
+        ...
+
+    def store_later(self, ex: Exchange, completion: dict[str, Any] | None) -> None:
+        """``store``, scheduled, for code that may not await."""
         ...
 
 

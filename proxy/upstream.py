@@ -43,7 +43,9 @@ async def upstream_errors(provider: str) -> AsyncIterator[None]:
             raise UpstreamConnectionError(
                 f"{provider}: could not connect to the upstream", provider=provider
             ) from exc
-        raise UpstreamTimeoutError(f"{provider}: the upstream timed out", provider=provider) from exc
+        raise UpstreamTimeoutError(
+            f"{provider}: the upstream timed out", provider=provider
+        ) from exc
     except (httpx.ConnectError, httpx.ProxyError, httpx.UnsupportedProtocol) as exc:
         raise UpstreamConnectionError(
             f"{provider}: could not connect to the upstream", provider=provider
@@ -65,7 +67,12 @@ def _refused(exc: BaseException) -> bool:
 
 
 _AIOHTTP_CONNECTION_ERRORS = frozenset(
-    {"ClientConnectorError", "ServerDisconnectedError", "ClientOSError", "ClientConnectionResetError"}
+    {
+        "ClientConnectorError",
+        "ServerDisconnectedError",
+        "ClientOSError",
+        "ClientConnectionResetError",
+    }
 )
 
 

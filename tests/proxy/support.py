@@ -16,20 +16,31 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 BASE_CONFIG: dict[str, Any] = {
     "providers": {
-        "openai": {"type": "openai", "base_url": "https://api.openai.test/v1", "api_key": "sk-upstream-secret"},
-        "anthropic": {"type": "anthropic", "base_url": "https://api.anthropic.test", "api_key": "sk-ant-secret"},
+        "openai": {
+            "type": "openai",
+            "base_url": "https://api.openai.test/v1",
+            "api_key": "sk-upstream-secret",
+        },
+        "anthropic": {
+            "type": "anthropic",
+            "base_url": "https://api.anthropic.test",
+            "api_key": "sk-ant-secret",
+        },
     },
     "models": [
         {"name": "gpt-4o", "provider": "openai", "tier": "large"},
         {"name": "gpt-4o-mini", "provider": "openai", "tier": "small"},
         {"name": "fast", "provider": "openai", "upstream": "gpt-4o-mini-2024-07-18"},
-        {"name": "claude-sonnet", "provider": "anthropic", "upstream": "claude-sonnet-4-5", "tier": "large"},
+        {
+            "name": "claude-sonnet",
+            "provider": "anthropic",
+            "upstream": "claude-sonnet-4-5",
+            "tier": "large",
+        },
         {"name": "text-embedding-3-small", "provider": "openai"},
     ],
     "ledger": {"url": "sqlite:///:memory:"},
 }
-
-
 
 
 def make_settings(**overrides: Any) -> Settings:
@@ -38,20 +49,32 @@ def make_settings(**overrides: Any) -> Settings:
     return Settings(parse_config(data, known_provider_types=("openai", "anthropic")), "test")
 
 
-def completion(content: str = "Hello!", *, model: str = "gpt-4o", usage: dict[str, Any] | None = None) -> dict[str, Any]:
+def completion(
+    content: str = "Hello!", *, model: str = "gpt-4o", usage: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return {
         "id": "chatcmpl-1",
         "object": "chat.completion",
         "created": 1700000000,
         "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": "stop",
+            }
+        ],
         "usage": usage or {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12},
     }
 
 
 @asynccontextmanager
-async def proxy_client(handler: Handler, settings: Settings | None = None) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings or make_settings(), transport_factory=lambda limits: httpx.MockTransport(handler))
+async def proxy_client(
+    handler: Handler, settings: Settings | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(
+        settings or make_settings(), transport_factory=lambda limits: httpx.MockTransport(handler)
+    )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as client:
@@ -61,7 +84,9 @@ async def proxy_client(handler: Handler, settings: Settings | None = None) -> As
 class Recorder:
     """A MockTransport handler that records requests and answers from a script."""
 
-    def __init__(self, *responses: httpx.Response | Callable[[httpx.Request], httpx.Response]) -> None:
+    def __init__(
+        self, *responses: httpx.Response | Callable[[httpx.Request], httpx.Response]
+    ) -> None:
         self.requests: list[httpx.Request] = []
         self._responses = list(responses)
 

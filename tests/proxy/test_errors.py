@@ -34,14 +34,32 @@ def assert_error_shape(response: httpx.Response, status: int) -> dict[str, Any]:
         (b'{"model": "gpt-4o"}', "messages", "'messages' is required"),
         (b'{"model": "gpt-4o", "messages": "hi"}', "messages", "non-empty array"),
         (b'{"model": "gpt-4o", "messages": ["hi"]}', "messages[0]", "must be an object"),
-        (b'{"model": "gpt-4o", "messages": [{"role": "wizard", "content": "x"}]}', "messages[0].role", "role"),
-        (b'{"model": "gpt-4o", "messages": [{"role": "user", "content": 5}]}', "messages[0].content", "content"),
+        (
+            b'{"model": "gpt-4o", "messages": [{"role": "wizard", "content": "x"}]}',
+            "messages[0].role",
+            "role",
+        ),
+        (
+            b'{"model": "gpt-4o", "messages": [{"role": "user", "content": 5}]}',
+            "messages[0].content",
+            "content",
+        ),
         (b'{"messages": [{"role": "user", "content": "x"}]}', "model", "'model' is required"),
-        (b'{"model": "gpt-4o", "stream": "yes", "messages": [{"role": "user", "content": "x"}]}', "stream", "boolean"),
-        (b'{"model": "gpt-4o", "max_tokens": -1, "messages": [{"role": "user", "content": "x"}]}', "max_tokens", "positive"),
+        (
+            b'{"model": "gpt-4o", "stream": "yes", "messages": [{"role": "user", "content": "x"}]}',
+            "stream",
+            "boolean",
+        ),
+        (
+            b'{"model": "gpt-4o", "max_tokens": -1, "messages": [{"role": "user", "content": "x"}]}',
+            "max_tokens",
+            "positive",
+        ),
     ],
 )
-async def test_bad_bodies_are_400_naming_the_field(content: bytes, param: str | None, fragment: str) -> None:
+async def test_bad_bodies_are_400_naming_the_field(
+    content: bytes, param: str | None, fragment: str
+) -> None:
     recorder = Recorder(httpx.Response(200, json=completion()))
     async with proxy_client(recorder) as client:
         response = await client.post("/v1/chat/completions", content=content)
@@ -53,27 +71,49 @@ async def test_bad_bodies_are_400_naming_the_field(content: bytes, param: str | 
 
 async def test_unknown_model_is_404_listing_the_available_ones() -> None:
     async with proxy_client(OK) as client:
-        response = await client.post("/v1/chat/completions", json={"model": "gpt-9", "messages": MSGS})
+        response = await client.post(
+            "/v1/chat/completions", json={"model": "gpt-9", "messages": MSGS}
+        )
     error = assert_error_shape(response, 404)
-    assert error["code"] == "model_not_found" and "gpt-4o-mini" in error["message"] and "auto" in error["message"]
+    assert (
+        error["code"] == "model_not_found"
+        and "gpt-4o-mini" in error["message"]
+        and "auto" in error["message"]
+    )
 
 
 async def test_body_over_the_limit_is_413() -> None:
     settings = make_settings(server={"max_body_bytes": 1000})
     async with proxy_client(OK, settings) as client:
-        response = await client.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": [{"role": "user", "content": "x" * 2000}]})
+        response = await client.post(
+            "/v1/chat/completions",
+            json={"model": "gpt-4o", "messages": [{"role": "user", "content": "x" * 2000}]},
+        )
     assert_error_shape(response, 413)
 
 
 async def test_missing_or_wrong_proxy_key_is_401() -> None:
     digest = hashlib.sha256(b"team-b-key").hexdigest()
-    settings = make_settings(auth={"keys": [{"key": "team-a-key", "tenant": "team-a"}, {"key_sha256": digest, "tenant": "team-b"}]})
+    settings = make_settings(
+        auth={
+            "keys": [
+                {"key": "team-a-key", "tenant": "team-a"},
+                {"key_sha256": digest, "tenant": "team-b"},
+            ]
+        }
+    )
     body = {"model": "gpt-4o", "messages": MSGS}
     async with proxy_client(Recorder(httpx.Response(200, json=completion())), settings) as client:
         missing = await client.post("/v1/chat/completions", json=body)
-        wrong = await client.post("/v1/chat/completions", json=body, headers={"authorization": "Bearer nope"})
-        plain = await client.post("/v1/chat/completions", json=body, headers={"authorization": "Bearer team-a-key"})
-        hashed = await client.post("/v1/chat/completions", json=body, headers={"authorization": "Bearer team-b-key"})
+        wrong = await client.post(
+            "/v1/chat/completions", json=body, headers={"authorization": "Bearer nope"}
+        )
+        plain = await client.post(
+            "/v1/chat/completions", json=body, headers={"authorization": "Bearer team-a-key"}
+        )
+        hashed = await client.post(
+            "/v1/chat/completions", json=body, headers={"authorization": "Bearer team-b-key"}
+        )
         models = await client.get("/v1/models")
     assert_error_shape(missing, 401)
     assert_error_shape(wrong, 401)
@@ -82,9 +122,18 @@ async def test_missing_or_wrong_proxy_key_is_401() -> None:
 
 
 async def test_upstream_4xx_passes_through_with_status_and_message() -> None:
-    upstream = {"error": {"message": "This model's maximum context length is 128000 tokens.", "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}
+    upstream = {
+        "error": {
+            "message": "This model's maximum context length is 128000 tokens.",
+            "type": "invalid_request_error",
+            "param": "messages",
+            "code": "context_length_exceeded",
+        }
+    }
     async with proxy_client(Recorder(httpx.Response(400, json=upstream))) as client:
-        response = await client.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": MSGS})
+        response = await client.post(
+            "/v1/chat/completions", json={"model": "gpt-4o", "messages": MSGS}
+        )
     error = assert_error_shape(response, 400)
     assert error == upstream["error"]
 
@@ -93,7 +142,9 @@ async def test_upstream_4xx_passes_through_with_status_and_message() -> None:
 async def test_upstream_5xx_is_502_naming_the_provider(status: int) -> None:
     settings = make_settings(routing={"max_attempts": 1})
     async with proxy_client(Recorder(httpx.Response(status, text="boom")), settings) as client:
-        response = await client.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": MSGS})
+        response = await client.post(
+            "/v1/chat/completions", json={"model": "gpt-4o", "messages": MSGS}
+        )
     error = assert_error_shape(response, 502)
     assert "openai" in error["message"]
 
@@ -111,7 +162,9 @@ async def test_transport_failures_are_502_or_504(exc: Exception, status: int, co
 
     settings = make_settings(routing={"max_attempts": 1})
     async with proxy_client(handler, settings) as client:
-        response = await client.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": MSGS})
+        response = await client.post(
+            "/v1/chat/completions", json={"model": "gpt-4o", "messages": MSGS}
+        )
     error = assert_error_shape(response, status)
     assert error["code"] == code and "openai" in error["message"]
 
@@ -119,7 +172,9 @@ async def test_transport_failures_are_502_or_504(exc: Exception, status: int, co
 async def test_malformed_upstream_json_is_502() -> None:
     settings = make_settings(routing={"max_attempts": 1})
     async with proxy_client(Recorder(httpx.Response(200, text="{not json")), settings) as client:
-        response = await client.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": MSGS})
+        response = await client.post(
+            "/v1/chat/completions", json={"model": "gpt-4o", "messages": MSGS}
+        )
     assert assert_error_shape(response, 502)["code"] == "upstream_bad_response"
 
 

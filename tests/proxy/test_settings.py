@@ -67,7 +67,9 @@ def test_unset_key_variable_is_a_problem_not_an_empty_key(tmp_path: Path) -> Non
     path.write_text('auth:\n  keys:\n    - {key: "${NOT_SET}", tenant: t}\n')
     with pytest.raises(ConfigError) as info:
         load_settings(str(path), env={})
-    assert info.value.problems == ["auth.keys[0]: give exactly one of key or key_sha256 (is its variable set?)"]
+    assert info.value.problems == [
+        "auth.keys[0]: give exactly one of key or key_sha256 (is its variable set?)"
+    ]
 
 
 def test_discovery_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,7 +82,9 @@ def test_discovery_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_environment_only_defaults_name_missing_providers() -> None:
-    settings = load_settings(env={"OPENAI_API_KEY": "sk-x"}, list_models=lambda p: [(f"{p}-m", "small")])
+    settings = load_settings(
+        env={"OPENAI_API_KEY": "sk-x"}, list_models=lambda p: [(f"{p}-m", "small")]
+    )
     assert list(settings.config.providers) == ["openai"]
     assert [m.name for m in settings.config.models] == ["openai-m"]
     assert settings.missing_providers == ("anthropic (set ANTHROPIC_API_KEY)",)
@@ -94,7 +98,10 @@ def test_check_config_command_exits_1_and_prints_paths(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("models:\n  - {name: a, provider: opnai}\n")
     result = subprocess.run(
-        [sys.executable, "-m", "proxy.cli", "check-config", str(path)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "proxy.cli", "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1
     assert "models[0].provider: unknown provider 'opnai'" in result.stderr
@@ -105,7 +112,9 @@ def test_serve_with_a_bad_config_fails_before_binding(tmp_path: Path) -> None:
     path.write_text("models:\n  - {name: a, provider: opnai}\n")
     result = subprocess.run(
         [sys.executable, "-m", "proxy.cli", "serve", "--config", str(path), "--port", "1"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1 and "unknown provider 'opnai'" in result.stderr
 
@@ -114,7 +123,20 @@ def test_serve_refuses_a_public_bind_without_keys(tmp_path: Path) -> None:
     path = tmp_path / "open.yaml"
     path.write_text("{}\n")
     result = subprocess.run(
-        [sys.executable, "-m", "proxy.cli", "serve", "--config", str(path), "--host", "0.0.0.0", "--port", "1"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "proxy.cli",
+            "serve",
+            "--config",
+            str(path),
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1 and "--insecure" in result.stderr
