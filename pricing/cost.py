@@ -83,3 +83,14 @@ def fee_micro(net_savings_micro: int, fee_rate: Decimal) -> int:
 def period_fee_micro(savings_rows: Iterable[int], fee_rate: Decimal) -> int:
     """The fee for a period given each row's savings (which may be negative)."""
     return fee_micro(sum(savings_rows), fee_rate)
+
+
+def format_micro(amount: int) -> str:
+    """Integer micro-dollars as a fixed-point USD string with six places.
+
+    >>> format_micro(1234567), format_micro(-5), format_micro(0)
+    ('1.234567', '-0.000005', '0.000000')
+    """
+    sign = "-" if amount < 0 else ""
+    whole, frac = divmod(abs(amount), 1_000_000)
+    return f"{sign}{whole}.{frac:06d}"

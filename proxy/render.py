@@ -6,19 +6,13 @@ import logging
 
 from starlette.responses import Response
 
+from pricing.cost import format_micro
 from proxy.errors import SpendgateError, error_body, internal_error
 from proxy.exchange import Exchange
 
 log = logging.getLogger("spendgate")
 
 JSON = "application/json"
-
-
-def micro_to_usd(micro: int) -> str:
-    """Integer micro-dollars as a fixed-point string with 6 places."""
-    sign = "-" if micro < 0 else ""
-    whole, frac = divmod(abs(micro), 1_000_000)
-    return f"{sign}{whole}.{frac:06d}"
 
 
 def _header_safe(value: str) -> str:
@@ -38,9 +32,9 @@ def exchange_headers(ex: Exchange) -> dict[str, str]:
         if ex.route_reason:
             headers["x-spendgate-route-reason"] = _header_safe(ex.route_reason)
     if ex.charges is not None:
-        headers["x-spendgate-cost-usd"] = micro_to_usd(ex.charges.cost)
-        headers["x-spendgate-baseline-usd"] = micro_to_usd(ex.charges.baseline_cost)
-        headers["x-spendgate-savings-usd"] = micro_to_usd(ex.charges.savings)
+        headers["x-spendgate-cost-usd"] = format_micro(ex.charges.cost)
+        headers["x-spendgate-baseline-usd"] = format_micro(ex.charges.baseline_cost)
+        headers["x-spendgate-savings-usd"] = format_micro(ex.charges.savings)
     return headers
 
 
