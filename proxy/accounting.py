@@ -19,22 +19,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from decimal import Decimal
 
 from pricing.baseline import baseline_usage
 from pricing.catalog import Catalog, ModelEntry, PriceQuote
-from pricing.cost import UnitPrices, cost_micro
 from pricing.tokens import TokenCounter
-from pricing.usage import Usage
+from pricing.usage import NO_USAGE, Usage
 from proxy.exchange import Charges, Exchange, Pricing
+from proxy.ledger_sink import priced_row
 from proxy.metrics import Metrics
 from proxy.models import AUTO_MODEL, ModelTable
 from proxy.settings import Settings
 
 log = logging.getLogger("spendgate")
 
-_ZERO = Decimal(0)
-FREE = UnitPrices(_ZERO, _ZERO, _ZERO, _ZERO)
 DEFAULT_ENCODING = "o200k_base"
 CHARS_PER_TOKEN = 4  # the documented estimate when no usage and no tokenizer is available
 
@@ -101,14 +98,18 @@ class Accountant:
             log.exception("could not price request %s", ex.request_id)
 
     def _charge(self, ex: Exchange) -> None:
+        ex.pricing = self._pricing(ex)
+        ex.row = priced_row(ex, ex.pricing)
+        ex.charges = Charges(ex.row.cost, ex.row.baseline_cost, ex.row.savings)
+        if ex.pricing is not None and ex.pricing.price_source == "unknown":
+            self._metrics.unknown_price.labels(ex.served_model or "").inc()
+
+    def _pricing(self, ex: Exchange) -> Pricing | None:
         served = ex.served_model
-        usage = self._usage(ex, served)
-        if served is None or usage is None:
-            ex.charges = Charges(ex.overhead_micro, ex.overhead_micro, 0)
-            return
-        hit = ex.cache_status in ("exact", "semantic")
+        if served is None:
+            return None
+        usage = self._usage(ex, served) or NO_USAGE
         quote = self.quote(served, usage.prompt_tokens)
-        prices, source = (FREE, "cache") if hit else (quote.prices, quote.source)
         baseline_name = self.baseline_model(ex) or served
         if baseline_name == served:
             base_usage = usage
@@ -122,18 +123,10 @@ class Accountant:
                 served=usage, baseline_prompt_tokens=tokens, baseline_has_prompt_cache=same_provider
             )
         base_quote = self.quote(baseline_name, base_usage.prompt_tokens)
-        cost = cost_micro(usage, prices) + ex.overhead_micro
-        if base_quote.known:
-            baseline_cost = cost_micro(base_usage, base_quote.prices)
-        else:
-            baseline_cost = cost  # no known baseline price: claim no savings
-        ex.pricing = Pricing(
-            usage, prices, source, baseline_name, base_usage, base_quote.prices,
+        return Pricing(
+            usage, quote.prices, quote.source, baseline_name, base_usage, base_quote.prices,
             base_quote.source, self._catalog.version,
         )  # fmt: skip
-        ex.charges = Charges(cost, baseline_cost, baseline_cost - cost)
-        if source == "unknown":
-            self._metrics.unknown_price.labels(served).inc()
 
     def _usage(self, ex: Exchange, served: str | None) -> Usage | None:
         if ex.usage is not None:
@@ -159,15 +152,17 @@ class Accountant:
         if ex.provider is not None and ex.upstream_s:
             m.upstream_seconds.labels(ex.provider).observe(ex.upstream_s)
         m.proxy_seconds.labels(ex.endpoint).observe(max(0.0, ex.elapsed_s() - ex.upstream_s))
-        if pricing is None or ex.charges is None:
+        charges = ex.charges
+        if pricing is None or charges is None or charges.cost is None:
             return
         labels = (ex.tenant, model, ex.cache_status)
         usage = pricing.usage
         m.tokens.labels(*labels, "prompt").inc(usage.prompt_tokens)
         m.tokens.labels(*labels, "completion").inc(usage.completion_tokens)
-        m.cost.labels(*labels).inc(ex.charges.cost)
-        m.baseline.labels(*labels).inc(ex.charges.baseline_cost)
-        if ex.charges.savings >= 0:
-            m.savings.labels(*labels).inc(ex.charges.savings)
-        else:
-            m.overspend.labels(*labels).inc(-ex.charges.savings)
+        m.cost.labels(*labels).inc(charges.cost)
+        if charges.baseline_cost is not None and charges.savings is not None:
+            m.baseline.labels(*labels).inc(charges.baseline_cost)
+            if charges.savings >= 0:
+                m.savings.labels(*labels).inc(charges.savings)
+            else:
+                m.overspend.labels(*labels).inc(-charges.savings)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,15 +22,20 @@ from cache.replay import replay_chunks
 from cache.service import ResponseCache
 from cache.store import CacheStore
 from pricing.catalog import Catalog, PriceOverride, load_catalog
+from pricing.ledger import LedgerStore, LedgerWriter, load_keys, open_ledger
 from pricing.tokens import TokenCounter
 from proxy.accounting import Accountant
 from proxy.cache_stage import CacheControls, CacheStageImpl
+from proxy.errors import SpendgateError
 from proxy.forward import Forwarder
+from proxy.ledger_sink import LedgerSink, SpillSlot, default_spill_base
 from proxy.metrics import Metrics
 from proxy.models import ModelTable
 from proxy.routing_stage import Router
 from proxy.settings import Settings
 from routing.breaker import BreakerPolicy, CircuitBreaker
+
+log = logging.getLogger("spendgate")
 
 Probe = Callable[[], Awaitable[dict[str, Any]]]
 Closer = Callable[[], Awaitable[None]]
@@ -48,13 +55,13 @@ class Stages:
     probes: dict[str, Probe] = field(default_factory=dict)
     closers: list[Closer] = field(default_factory=list)
     gauges: list[Callable[[], None]] = field(default_factory=list)
+    ledger: LedgerStore | None = None
 
 
 def build_catalog(settings: Settings) -> Catalog:
     """The package catalog, then the import override file, then ``models[].price``."""
     config = settings.config
-    overrides = Path(config.pricing.overrides_file) if config.pricing.overrides_file else None
-    catalog = load_catalog(overrides_path=overrides)
+    catalog = load_catalog(overrides_path=Path(config.pricing.overrides_file))
     prices = {
         model.upstream_name: PriceOverride(
             input=model.price.input,
@@ -161,7 +168,59 @@ async def build_stages(
         stages.closers.append(redis.aclose)
     stages.probes["cache"] = cache.probe
     stages.gauges.append(lambda: _circuit_gauges(router, metrics))
+    await _attach_ledger(settings, stages, accountant=accountant, metrics=metrics)
     return stages
+
+
+async def _attach_ledger(
+    settings: Settings, stages: Stages, *, accountant: Accountant, metrics: Metrics
+) -> None:
+    """Open the ledger, start its writer, load stored keys. A ledger that is down
+    at start-up does not stop the proxy: rows spill to disk until it answers."""
+    ledger = settings.config.ledger
+    try:
+        store = await asyncio.to_thread(open_ledger, ledger.url)
+    except SpendgateError as exc:
+        log.warning(
+            "ledger unavailable at start-up (%s): rows will spill until it answers", exc.code
+        )
+        store = await asyncio.to_thread(open_ledger, ledger.url, create=False)
+    slot = SpillSlot(default_spill_base(ledger.url, ledger.spill_path))
+    writer = LedgerWriter(store, spill_path=slot.path, max_pending=ledger.max_pending)
+    writer.start()
+    accountant.add_sink(LedgerSink(writer))
+    try:
+        stages.stored_keys = await asyncio.to_thread(load_keys, store)
+    except SpendgateError:
+        log.warning("could not load stored proxy keys from the ledger")
+
+    async def close() -> None:
+        await writer.close()
+        await asyncio.to_thread(store.close)
+        slot.release()
+
+    async def probe() -> dict[str, Any]:
+        try:
+            await asyncio.wait_for(asyncio.to_thread(store.chain_heads, tenant="-"), 2.0)
+            up = True
+        except (SpendgateError, TimeoutError):
+            up = False
+        # Not critical: rows spill to disk while the database is away.
+        return {
+            "ok": up,
+            "critical": False,
+            "backlog": writer.backlog,
+            "spill_pending": writer.spill_pending,
+        }
+
+    def gauges() -> None:
+        metrics.ledger_backlog.set(writer.backlog)
+        metrics.ledger_spilled.set(writer.spill_pending)
+
+    stages.closers.append(close)
+    stages.probes["ledger"] = probe
+    stages.gauges.append(gauges)
+    stages.ledger = store
 
 
 def _circuit_gauges(router: Router, metrics: Metrics) -> None:

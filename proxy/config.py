@@ -145,7 +145,8 @@ class ServerConfig(_Strict):
 
 
 class PricingConfig(_Strict):
-    overrides_file: str | None = None
+    # Written by `spendgate pricing import`; read at start-up when it exists.
+    overrides_file: str = "spendgate-prices.json"
 
 
 class Config(_Strict):

@@ -43,9 +43,9 @@ class Target:
 class Charges:
     """What the accounting stage computed, in integer micro-dollars."""
 
-    cost: int
-    baseline_cost: int
-    savings: int
+    cost: int | None  # None: the served model's price is unknown
+    baseline_cost: int | None
+    savings: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +101,7 @@ class Exchange:
     error_type: str | None = None
     charges: Charges | None = None
     pricing: Pricing | None = None
+    row: Any = None  # the ledger row, built when priced
 
     @property
     def tenant(self) -> str:

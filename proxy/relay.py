@@ -12,13 +12,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
-from pricing.cost import format_micro
 from proxy.errors import SpendgateError, UpstreamProtocolError
 from proxy.exchange import Exchange
 from proxy.forward import StreamStart
 from proxy.providers.base import StreamChunk
 from proxy.providers.openai import usage_from_openai
-from proxy.render import as_spendgate_error
+from proxy.render import as_spendgate_error, money_text
 from proxy.sse import DONE_FRAME, encode_data, encode_raw
 from proxy.upstream import upstream_errors
 
@@ -49,9 +48,9 @@ def spendgate_object(ex: Exchange) -> dict[str, str]:
     if charges is None:
         return {}
     return {
-        "cost_usd": format_micro(charges.cost),
-        "baseline_usd": format_micro(charges.baseline_cost),
-        "savings_usd": format_micro(charges.savings),
+        "cost_usd": money_text(charges.cost),
+        "baseline_usd": money_text(charges.baseline_cost),
+        "savings_usd": money_text(charges.savings),
         "request_id": ex.request_id,
     }
 

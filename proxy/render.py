@@ -15,6 +15,11 @@ log = logging.getLogger("spendgate")
 JSON = "application/json"
 
 
+def money_text(micro: int | None) -> str:
+    """Micro-dollars as a 6-place decimal string; "unknown" for an unpriced amount."""
+    return "unknown" if micro is None else format_micro(micro)
+
+
 def _header_safe(value: str) -> str:
     # Header values come partly from config and upstreams: never let a CR/LF through.
     return "".join(ch for ch in value if ch.isprintable())[:512]
@@ -32,9 +37,9 @@ def exchange_headers(ex: Exchange) -> dict[str, str]:
         if ex.route_reason:
             headers["x-spendgate-route-reason"] = _header_safe(ex.route_reason)
     if ex.charges is not None:
-        headers["x-spendgate-cost-usd"] = format_micro(ex.charges.cost)
-        headers["x-spendgate-baseline-usd"] = format_micro(ex.charges.baseline_cost)
-        headers["x-spendgate-savings-usd"] = format_micro(ex.charges.savings)
+        headers["x-spendgate-cost-usd"] = money_text(ex.charges.cost)
+        headers["x-spendgate-baseline-usd"] = money_text(ex.charges.baseline_cost)
+        headers["x-spendgate-savings-usd"] = money_text(ex.charges.savings)
     return headers
 
 

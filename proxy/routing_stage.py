@@ -49,6 +49,34 @@ DEFAULT_EXPECTED_OUTPUT_TOKENS = 500
 _ROUTE_HEADER = "x-spendgate-route"
 
 
+def candidate_for(target: Target, accountant: Accountant) -> Candidate:
+    """A configured model as routing sees it: limits, capabilities, prices."""
+    entry = accountant.entry_for(target.model.name)
+    quote = accountant.quote(target.model.name, 0)
+    caps = entry.capabilities if entry else None
+    window = target.model.context_window or (entry.context_window if entry else 0) or 128_000
+    max_output = target.model.max_output or (entry.max_output if entry else 0) or 16_384
+    return Candidate(
+        name=target.model.name,
+        provider=target.provider,
+        tier=target.model.tier or "large",
+        context_window=window,
+        max_output=max_output,
+        # A model the catalog does not know is assumed able: the upstream will say if not.
+        supports_tools=caps.tools if caps else True,
+        supports_vision=caps.vision if caps else True,
+        supports_json_schema=caps.json_schema if caps else True,
+        supports_reasoning=caps.reasoning if caps else True,
+        input_price=quote.prices.input,
+        cached_input_price=quote.prices.cached_input,
+        output_price=quote.prices.output,
+    )
+
+
+def build_candidates(models: ModelTable, accountant: Accountant) -> dict[str, Candidate]:
+    return {t.model.name: candidate_for(t, accountant) for t in models.targets}
+
+
 class Router:
     def __init__(
         self,
@@ -66,7 +94,7 @@ class Router:
         self._metrics = metrics
         self._accountant = accountant
         self._weights = load_weights()
-        self._candidates = {t.model.name: self._candidate(t) for t in models.targets}
+        self._candidates = build_candidates(models, accountant)
         # Only models with a tier are ever chosen by routing (an embedding model is not).
         self._routable = [self._candidates[t.model.name] for t in models.targets if t.model.tier]
         self._breakers = BreakerRegistry(
@@ -91,27 +119,6 @@ class Router:
             deadline_s=routing.deadline_s,
         )
         self._tasks: set[asyncio.Task[None]] = set()
-
-    def _candidate(self, target: Target) -> Candidate:
-        entry = self._accountant.entry_for(target.model.name)
-        quote = self._accountant.quote(target.model.name, 0)
-        caps = entry.capabilities if entry else None
-        window = target.model.context_window or (entry.context_window if entry else 0) or 128_000
-        max_output = target.model.max_output or (entry.max_output if entry else 0) or 16_384
-        return Candidate(
-            name=target.model.name,
-            provider=target.provider,
-            tier=target.model.tier or "large",
-            context_window=window,
-            max_output=max_output,
-            supports_tools=caps.tools if caps else True,
-            supports_vision=caps.vision if caps else True,
-            supports_json_schema=caps.json_schema if caps else True,
-            supports_reasoning=caps.reasoning if caps else True,
-            input_price=quote.prices.input,
-            cached_input_price=quote.prices.cached_input,
-            output_price=quote.prices.output,
-        )
 
     @property
     def breakers(self) -> BreakerRegistry:
@@ -248,7 +255,9 @@ class Router:
             reservation = ex.budget_reservation
             if reservation is not None:
                 ex.budget_reservation = None
-                actual = ex.charges.cost if ex.charges is not None else 0
+                # An unpriced call (unknown model price) charges budgets nothing: see README.
+                cost = ex.charges.cost if ex.charges is not None else None
+                actual = cost if cost is not None else 0
                 await self._budgets.commit(reservation, actual)
             if ex.status < 400 and ex.target is not None and ex.pricing is not None:
                 await self._sticky.record(

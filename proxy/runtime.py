@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from proxy.assembly import Stages, build_stages
 from proxy.auth import Authenticator
 from proxy.chat import ChatHandler
 from proxy.forward import Forwarder
@@ -33,6 +34,7 @@ class Runtime:
     clients: UpstreamClients
     chat: ChatHandler
     passthrough: PassthroughHandler
+    stages: Stages
     probes: dict[str, Probe] = field(default_factory=dict)
     closers: list[Closer] = field(default_factory=list)
     gauges: list[Callable[[], None]] = field(default_factory=list)
@@ -80,8 +82,6 @@ def provider_settings(settings: Settings) -> dict[str, ProviderSettings]:
 async def build_runtime(
     settings: Settings, *, transport_factory: TransportFactory | None = None
 ) -> Runtime:
-    from proxy.assembly import build_stages
-
     config = settings.config
     providers: dict[str, Provider] = {
         name: build_provider(ps) for name, ps in provider_settings(settings).items()
@@ -117,7 +117,7 @@ async def build_runtime(
         accounting=stages.accounting,
         max_body_bytes=config.server.max_body_bytes,
     )
-    runtime = Runtime(settings, metrics, models, auth, clients, chat, passthrough)
+    runtime = Runtime(settings, metrics, models, auth, clients, chat, passthrough, stages)
     runtime.probes.update(stages.probes)
     runtime.probes["upstreams"] = _upstreams_probe(settings)
     runtime.closers.append(clients.aclose)

@@ -21,6 +21,7 @@ PriceSource = Literal["catalog", "override", "config", "unknown"]
 CACHE_STATUSES: frozenset[str] = frozenset({"miss", "exact", "semantic", "bypass"})
 USAGE_SOURCES: frozenset[str] = frozenset({"upstream", "estimated", "none"})
 PRICE_SOURCES: frozenset[str] = frozenset({"catalog", "override", "config", "unknown"})
+CACHE_HITS: frozenset[str] = frozenset({"exact", "semantic"})
 
 GENESIS_HASH = "0" * 64
 
@@ -148,10 +149,15 @@ def expected_costs(row: LedgerRow) -> RowCosts:
     """Recompute cost, baseline cost and savings from the row's own inputs.
 
     An "unknown" price source yields no amount even if prices are present, so
-    a row cannot claim a price it says it does not know.
+    a row cannot claim a price it says it does not know. An answer served from
+    Spendgate's own cache ("exact" or "semantic") cost only its overhead: its
+    tokens and prices are kept to show what the upstream call would have cost.
     """
     prices = row.unit_prices if row.price_source != "unknown" else None
-    cost = None if prices is None else cost_micro(row.usage, prices) + row.overhead_cost
+    if row.cache_status in CACHE_HITS:
+        cost: int | None = row.overhead_cost
+    else:
+        cost = None if prices is None else cost_micro(row.usage, prices) + row.overhead_cost
     baseline_prices = row.baseline_unit_prices if row.baseline_price_source != "unknown" else None
     baseline = None if baseline_prices is None else cost_micro(row.baseline_usage, baseline_prices)
     savings = None if cost is None or baseline is None else baseline - cost
