@@ -175,6 +175,12 @@ def register_commands(sub: Any, *, add_config: AddConfig) -> None:
     group.add_argument("--jsonl", metavar="IN.jsonl")
     route.set_defaults(func=_guarded(cmd_route))
 
+    from proxy import demo
+
+    demo_parser = sub.add_parser("demo", help="see it work: a simulated provider, the proxy, a replayed workload")
+    demo.add_arguments(demo_parser)
+    demo_parser.set_defaults(func=demo.run)
+
 
 def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Report our errors as one line and exit 1, never as a traceback."""

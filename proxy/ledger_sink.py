@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import tempfile
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -139,7 +140,9 @@ class SpillSlot:
 def default_spill_base(url: str, configured: str | None) -> Path:
     if configured:
         return Path(configured)
-    if url.startswith("sqlite:///") and ":memory:" not in url:
+    if url.startswith("sqlite:///"):
+        if ":memory:" in url:  # nothing outlives the process: keep the spill out of the way
+            return Path(tempfile.gettempdir()) / f"spendgate-memory-ledger-{os.getpid()}.spill"
         return Path(url.removeprefix("sqlite:///") + ".spill")
     return Path(os.getcwd()) / "spendgate-ledger.spill"
 

@@ -68,5 +68,7 @@ def register_routes(app: FastAPI) -> None:
     app.router.routes.append(Route("/readyz", readyz, methods=["GET"]))
     app.router.routes.append(Route("/metrics", metrics, methods=["GET"]))
     from proxy.admin import register_admin_routes
+    from proxy.dashboard import register_dashboard_routes
 
     register_admin_routes(app)
+    register_dashboard_routes(app)
