@@ -24,6 +24,7 @@ from cache.store import CacheStore
 from pricing.catalog import Catalog, PriceOverride, load_catalog
 from pricing.ledger import LedgerStore, LedgerWriter, load_keys, open_ledger
 from pricing.tokens import TokenCounter
+from proxy.access_log import AccessLog
 from proxy.accounting import Accountant
 from proxy.cache_stage import CacheControls, CacheStageImpl
 from proxy.errors import SpendgateError
@@ -56,6 +57,7 @@ class Stages:
     closers: list[Closer] = field(default_factory=list)
     gauges: list[Callable[[], None]] = field(default_factory=list)
     ledger: LedgerStore | None = None
+    redis: Redis | None = None
 
 
 def build_catalog(settings: Settings) -> Catalog:
@@ -161,7 +163,10 @@ async def build_stages(
         accounting=accountant,
         replay=_replay,
         assembler=ChunkAssembler,
+        redis=redis,
     )
+    if config.server.access_log:
+        stages.accounting.add_sink(AccessLog(log_content=config.server.log_content))
     stages.closers.append(router.aclose)
     stages.closers.append(cache.aclose)
     if redis is not None:

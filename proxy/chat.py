@@ -17,6 +17,7 @@ from proxy.auth import Authenticator, presented_key
 from proxy.exchange import Exchange
 from proxy.forward import Forwarder
 from proxy.providers.openai import usage_from_openai
+from proxy.ratelimit import RateLimiter
 from proxy.relay import Relay, relay_stream, spendgate_object
 from proxy.render import JSON, as_spendgate_error, error_response, exchange_headers
 from proxy.request import check_chat_body, parse_object, read_body, tags_of, wants_usage
@@ -42,8 +43,10 @@ class ChatHandler:
         replay: ReplayChunks,
         assembler: AssemblerFactory,
         max_body_bytes: int,
+        limiter: RateLimiter,
     ) -> None:
         self._auth = auth
+        self._limiter = limiter
         self._router = router
         self._cache = cache
         self._forwarder = forwarder
@@ -89,6 +92,7 @@ class ChatHandler:
         ex.stream = ex.body.get("stream") is True
         ex.include_usage = ex.stream and wants_usage(ex.body)
         ex.tags = tags_of(headers, ex.body)
+        await self._limiter.check(ex.principal, body_bytes=len(ex.raw))
         self._router.resolve(ex)
 
     async def _complete(self, ex: Exchange) -> Response:

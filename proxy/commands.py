@@ -177,7 +177,9 @@ def register_commands(sub: Any, *, add_config: AddConfig) -> None:
 
     from proxy import demo
 
-    demo_parser = sub.add_parser("demo", help="see it work: a simulated provider, the proxy, a replayed workload")
+    demo_parser = sub.add_parser(
+        "demo", help="see it work: a simulated provider, the proxy, a replayed workload"
+    )
     demo.add_arguments(demo_parser)
     demo_parser.set_defaults(func=demo.run)
 

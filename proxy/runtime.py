@@ -16,6 +16,7 @@ from proxy.models import ModelTable
 from proxy.passthrough import PassthroughHandler
 from proxy.providers import build_provider
 from proxy.providers.base import Provider, ProviderSettings
+from proxy.ratelimit import RateLimiter
 from proxy.settings import Settings
 from proxy.upstream import TransportFactory, UpstreamClients
 
@@ -108,6 +109,7 @@ async def build_runtime(
         replay=stages.replay,
         assembler=stages.assembler,
         max_body_bytes=config.server.max_body_bytes,
+        limiter=RateLimiter(redis=stages.redis),
     )
     passthrough = PassthroughHandler(
         auth=auth,

@@ -9,6 +9,7 @@ import tempfile
 import uvicorn
 from fastapi import FastAPI
 
+from proxy.access_log import configure_access_log
 from proxy.app import create_app
 from proxy.settings import Settings, export_for_workers, load_settings
 
@@ -26,7 +27,9 @@ def is_loopback(host: str) -> bool:
 
 def worker_app() -> FastAPI:
     """App factory for each worker process of ``--workers N``."""
-    return create_app(load_settings())
+    settings = load_settings()
+    configure_access_log(settings.config.server.access_log)
+    return create_app(settings)
 
 
 def describe(settings: Settings) -> list[str]:
@@ -54,6 +57,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, insecure: b
         return 1
     for line in describe(settings):
         print(line, file=sys.stderr)
+    configure_access_log(settings.config.server.access_log)
     options = {
         "host": host,
         "port": port,

@@ -184,3 +184,33 @@ async def test_unknown_path_and_wrong_method_use_the_error_shape() -> None:
         method = await client.get("/v1/chat/completions")
     assert_error_shape(missing, 404)
     assert_error_shape(method, 405)
+
+
+async def test_per_key_rate_limit_is_429_with_retry_after() -> None:
+    settings = make_settings(auth={"keys": [{"key": "k1", "tenant": "t", "rpm": 2}]})
+    recorder = Recorder(httpx.Response(200, json=completion()))
+    async with proxy_client(recorder, settings) as client:
+        codes = []
+        for i in range(3):
+            response = await client.post(
+                "/v1/chat/completions",
+                json={"model": "gpt-4o", "messages": [{"role": "user", "content": f"n{i}"}]},
+                headers={"authorization": "Bearer k1"},
+            )
+            codes.append(response.status_code)
+    assert codes == [200, 200, 429]
+    error = assert_error_shape(response, 429)
+    assert (
+        error["code"] == "rate_limit_exceeded" and 1 <= int(response.headers["retry-after"]) <= 60
+    )
+
+
+async def test_request_headers_cannot_inject_response_headers() -> None:
+    async with proxy_client(Recorder(httpx.Response(200, json=completion()))) as client:
+        response = await client.post(
+            "/v1/chat/completions",
+            json={"model": "gpt-4o", "messages": MSGS},
+            headers={"x-spendgate-agent": b"a\xc2\x85x-injected: 1", "x-spendgate-route": "off"},
+        )
+    assert response.status_code == 200
+    assert "x-injected" not in response.headers
