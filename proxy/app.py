@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from proxy.errors import MethodNotAllowedError, NotFoundError, RequestError, SpendgateError
+from proxy.openapi import extend_openapi
 from proxy.render import error_response
 from proxy.runtime import build_runtime
 from proxy.settings import Settings
@@ -44,6 +47,16 @@ def create_app(settings: Settings, *, transport_factory: TransportFactory | None
     from proxy.routes import register_routes
 
     register_routes(app)
+    document: dict[str, Any] = {}
+
+    def openapi() -> dict[str, Any]:
+        if not document:
+            document.update(
+                extend_openapi(get_openapi(title=app.title, version=app.version, routes=app.routes))
+            )
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_exception_handler(SpendgateError, _render_spendgate)
     app.add_exception_handler(StarletteHTTPException, _render_http)
     app.add_exception_handler(Exception, _render_unexpected)
