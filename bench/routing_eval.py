@@ -1,6 +1,6 @@
 """Held-out evaluation of the complexity router.
 
-    python -m bench.routing_eval [--data PATH] [--weights PATH] [--json]
+    python -m bench.routing_eval [--data PATH] [--weights PATH] [--json] [--cv]
 
 Scores the held-out split of the routing development set (see
 ``routing.fit.SPLIT_RULE``) with the shipped weights and reports: share of
@@ -10,29 +10,46 @@ to a random router, and the estimated cost against always using the large
 baseline model at example list prices. Prompt tokens are estimated as
 characters / 4; expected output is the strong reference answer's length / 4
 where the data has it (AlpacaEval), else ``DEFAULT_OUTPUT_TOKENS``.
+
+``--cv`` instead refits the scorer on folds of the training rows and reports
+the same metrics on the left-out fold (see ``cross_validate``).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from routing.features import content_text
-from routing.fit import CURVE_SHARES, STRONG_MODEL, Row, auc, file_sha256, load_rows, quality_curve
-from routing.scorer import Weights, load_weights, score_request
+from routing.features import content_text, extract
+from routing.fit import (
+    CURVE_SHARES,
+    STRONG_MODEL,
+    Row,
+    auc,
+    family_of,
+    file_sha256,
+    held_out_metrics,
+    learn,
+    load_rows,
+    quality_curve,
+    tier_bounds,
+)
+from routing.scorer import Weights, load_weights, score_request, sigmoid
 from routing.select import Candidate, expected_cost_micro, needs_of, select_model
 
 DEFAULT_DATA = (
     Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "routing" / "routing_dev.jsonl"
 )
 DEFAULT_OUTPUT_TOKENS = 500
+CV_FOLDS = 5
 _M = Decimal(1_000_000)
 
 
@@ -96,10 +113,30 @@ def scoring_p50_ms(weights: Weights, *, tokens: int = 2000, runs: int = 2000) ->
     return statistics.median(times) * 1000
 
 
+def _shares_by_family(counts: Counter[tuple[str, str]]) -> dict[str, dict[str, float]]:
+    families = sorted({family for family, _ in counts})
+    shares = {}
+    for family in families:
+        total = sum(n for (f, _), n in counts.items() if f == family)
+        shares[family] = {t: counts[family, t] / total for t in ("small", "medium", "large")}
+    return shares
+
+
+def _auc_by_family(labelled: Sequence[tuple[float, Row]]) -> dict[str, float]:
+    return {
+        family: auc(
+            [s for s, r in labelled if family_of(r.source) == family],
+            [not r.cheap_suffices for _, r in labelled if family_of(r.source) == family],
+        )
+        for family in ("alpaca_eval", "hendrycks_math")
+    }
+
+
 def evaluate(rows: Sequence[Row], weights: Weights) -> dict[str, Any]:
     """Every reported number for the held-out ``rows``."""
     held = [r for r in rows if r.held_out]
     tiers: Counter[str] = Counter()
+    family_tiers: Counter[tuple[str, str]] = Counter()
     scored: list[tuple[float, Row]] = []
     routed_micro = baseline_micro = 0
     hard_small = hard = 0
@@ -117,6 +154,7 @@ def evaluate(rows: Sequence[Row], weights: Weights) -> dict[str, Any]:
             expected_output_tokens=out,
         )
         tiers[decision.tier] += 1
+        family_tiers[family_of(row.source), decision.tier] += 1
         scored.append((score.value, row))
         hard += row.hard
         hard_small += row.hard and decision.tier == "small"
@@ -128,14 +166,9 @@ def evaluate(rows: Sequence[Row], weights: Weights) -> dict[str, Any]:
         "held_out_rows": len(held),
         "tier_share": {t: tiers[t] / len(held) for t in ("small", "medium", "large")},
         "hard_to_small_share": hard_small / hard if hard else 0.0,
+        "tier_share_by_source": _shares_by_family(family_tiers),
         "auc_not_cheap": auc([s for s, _ in labelled], [not r.cheap_suffices for _, r in labelled]),
-        "auc_by_source": {
-            family: auc(
-                [s for s, r in labelled if r.source.startswith(family)],
-                [not r.cheap_suffices for s, r in labelled if r.source.startswith(family)],
-            )
-            for family in ("alpaca_eval", "hendrycks_math")
-        },
+        "auc_by_source": _auc_by_family(labelled),
         "curve": quality_curve(scored, CURVE_SHARES),
         "cost": {
             "models": {c.tier: c.name for c in EXAMPLE_MODELS},
@@ -147,10 +180,53 @@ def evaluate(rows: Sequence[Row], weights: Weights) -> dict[str, Any]:
     }
 
 
+def _cv_fold(row: Row) -> int:
+    # Independent of the held-out rule, which uses the first 8 hex digits.
+    return int(hashlib.sha256(row.id.encode()).hexdigest()[8:16], 16) % CV_FOLDS
+
+
+def cross_validate(rows: Sequence[Row]) -> dict[str, Any]:
+    """Refit on ``CV_FOLDS`` - 1 folds of the training rows, score the last; mean of folds.
+
+    Held-out rows take no part, so design choices can be compared here
+    without looking at the held-out split.
+    """
+    train_rows = [r for r in rows if not r.held_out]
+    folds = []
+    for k in range(CV_FOLDS):
+        fit_rows = [r for r in train_rows if _cv_fold(r) != k and r.cheap_suffices is not None]
+        xs = [extract(r.body) for r in fit_rows]
+        bias, coefs, _ = learn(fit_rows, xs)
+
+        def score(body: Mapping[str, Any], bias: float = bias, coefs: list[float] = coefs) -> float:
+            return sigmoid(bias + sum(w * x for w, x in zip(coefs, extract(body), strict=True)))
+
+        bounds = tier_bounds([score(r.body) for r in fit_rows], fit_rows)
+        scored = [(score(r.body), r) for r in train_rows if _cv_fold(r) == k]
+        hard = [s for s, r in scored if r.hard]
+        folds.append(
+            {
+                **held_out_metrics(scored),
+                "hard_to_small_share": sum(s < bounds.small_max for s in hard) / len(hard),
+            }
+        )
+    keys = ("auc_not_cheap", "auc_not_cheap_alpaca_only", "auc_not_cheap_math_only")
+    return {
+        "folds": CV_FOLDS,
+        **{k: statistics.mean(f[k] for f in folds) for k in (*keys, "hard_to_small_share")},
+        "curve_minus_random": [
+            statistics.mean(f["curve"][i]["recovered"] - f["curve"][i]["random"] for f in folds)
+            for i in range(len(CURVE_SHARES))
+        ],
+    }
+
+
 def _print(report: dict[str, Any]) -> None:
     print(f"held-out rows: {report['held_out_rows']}  data sha256: {report['data_sha256'][:12]}")
     print("tier share: " + ", ".join(f"{t} {v:.1%}" for t, v in report["tier_share"].items()))
     print(f"hard prompts sent to small: {report['hard_to_small_share']:.1%}")
+    for family, shares in report["tier_share_by_source"].items():
+        print(f"  {family}: " + ", ".join(f"{t} {v:.1%}" for t, v in shares.items()))
     by_source = ", ".join(f"{k} {v:.3f}" for k, v in report["auc_by_source"].items())
     print(f"AUC (cheap model not enough): {report['auc_not_cheap']:.3f} (within {by_source})")
     print("quality recovered vs share to strong (router / random):")
@@ -170,7 +246,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--weights", type=Path, default=None)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--cv", action="store_true", help="cross-validate the fit inside the training rows instead"
+    )
     args = parser.parse_args(argv)
+    if args.cv:
+        print(json.dumps(cross_validate(load_rows(args.data)), indent=2))
+        return 0
     report = evaluate(load_rows(args.data), load_weights(args.weights))
     report["data_sha256"] = file_sha256(args.data)
     report["score_p50_ms"] = scoring_p50_ms(load_weights(args.weights))

@@ -5,6 +5,13 @@ comparable and the reasons picked from them make sense. Extraction is pure
 and cheap: the last user turn is scanned through a bounded window (head and
 tail), earlier turns only contribute their lengths and a few substring
 checks, and keyword matching goes through word sets rather than regexes.
+
+Layout: the base features; one indicator per domain of a fixed gate
+(``domain_of``: math, code, or neither = chat); then, per domain, a copy of
+each non-shared base feature that is zero outside the domain. A linear model
+over it weighs a feature by its shared weight plus its domain's offset, which
+lets length or code mean "hard" for math and code prompts while chat prompts
+(where long given-text tasks are the easy ones) learn their own slope.
 """
 
 from __future__ import annotations
@@ -13,52 +20,85 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
+from types import MappingProxyType
 from typing import Any
 
+
+def _split(text: str) -> list[str]:
+    return text.split()
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+BASE_FEATURE_NAMES: tuple[str, ...] = tuple(
+    _split(
+        """
+    last_len history_len depth code_fence code_words stack_trace math_latex math_words
+    equations analytical constraints output_size tools_offered tool_results structured
+    non_english simple_task open_ended grounded given_share instruction_len wh_first
+    question_mark transform hard_ask first_person creative code_chars tech_words
+    how_why_first variables numbers
+    """
+    )
+)
+# Features whose effect does not depend on the kind of task (and mostly cannot be
+# learned from single-turn development data); every other base feature also gets
+# a per-domain copy so math and code prompts can weigh it differently from chat.
+SHARED_FEATURES: frozenset[str] = _words(
+    "history_len depth tools_offered tool_results stack_trace non_english output_size "
+    "code_fence structured"
+)
+DOMAINS: tuple[str, ...] = ("math", "code")
+_PER_DOMAIN: tuple[str, ...] = tuple(n for n in BASE_FEATURE_NAMES if n not in SHARED_FEATURES)
 FEATURE_NAMES: tuple[str, ...] = (
-    "last_len",
-    "history_len",
-    "depth",
-    "code_fence",
-    "code_words",
-    "stack_trace",
-    "math_latex",
-    "math_words",
-    "equations",
-    "analytical",
-    "constraints",
-    "output_size",
-    "tools_offered",
-    "tool_results",
-    "structured",
-    "non_english",
-    "simple_task",
-    "open_ended",
-    "grounded",
+    *BASE_FEATURE_NAMES,
+    *(f"is_{d}" for d in DOMAINS),
+    *(f"{d}:{n}" for d in DOMAINS for n in _PER_DOMAIN),
 )
 
-# Phrases for reasons: (feature above its typical value, feature below it).
-FEATURE_PHRASES: Mapping[str, tuple[str, str]] = {
-    "last_len": ("long prompt", "short"),
-    "history_len": ("long history", "no history"),
-    "depth": ("many turns", "single turn"),
-    "code_fence": ("code block", "no code block"),
-    "code_words": ("code", "no code"),
-    "stack_trace": ("stack trace", "no stack trace"),
-    "math_latex": ("math notation", "no math notation"),
-    "math_words": ("math", "no math"),
-    "equations": ("equations", "no equations"),
-    "analytical": ("multi-step analysis", "no analysis asked"),
-    "constraints": ("many constraints", "few constraints"),
-    "output_size": ("long output", "short output"),
-    "tools_offered": ("tools", "no tools"),
-    "tool_results": ("tool results", "no tool results"),
-    "structured": ("structured output", "free-form output"),
-    "non_english": ("non-English", "English"),
-    "simple_task": ("simple task", "not a simple task"),
-    "open_ended": ("open-ended", "closed question"),
-    "grounded": ("works on given text", "no given text"),
-}
+# Phrases for reasons: (feature above its typical value, feature below it). Domain
+# copies have none of their own: their push is named by their base feature.
+FEATURE_PHRASES: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {
+        "last_len": ("long prompt", "short"),
+        "history_len": ("long history", "no history"),
+        "depth": ("many turns", "single turn"),
+        "code_fence": ("code block", "no code block"),
+        "code_words": ("code", "no code"),
+        "stack_trace": ("stack trace", "no stack trace"),
+        "math_latex": ("math notation", "no math notation"),
+        "math_words": ("math", "no math"),
+        "equations": ("equations", "no equations"),
+        "analytical": ("multi-step analysis", "no analysis asked"),
+        "constraints": ("many constraints", "few constraints"),
+        "output_size": ("long output", "short output"),
+        "tools_offered": ("tools", "no tools"),
+        "tool_results": ("tool results", "no tool results"),
+        "structured": ("structured output", "free-form output"),
+        "non_english": ("non-English", "English"),
+        "simple_task": ("simple task", "not a simple task"),
+        "open_ended": ("open-ended", "closed question"),
+        "grounded": ("works on given text", "no given text"),
+        "given_share": ("mostly given material", "little given material"),
+        "instruction_len": ("long instruction", "short instruction"),
+        "wh_first": ("what/who question", "not a what/who question"),
+        "question_mark": ("a question", "not a question"),
+        "transform": ("transforms given text", "no text transformation"),
+        "hard_ask": ("design/prove/optimize ask", "no design/prove/optimize ask"),
+        "first_person": ("personal context", "no personal context"),
+        "creative": ("writing/ideas ask", "no writing/ideas ask"),
+        "code_chars": ("code syntax", "no code syntax"),
+        "tech_words": ("technical terms", "few technical terms"),
+        "how_why_first": ("how/why question", "not a how/why question"),
+        "variables": ("single-letter variables", "no variables"),
+        "numbers": ("many numbers", "few numbers"),
+        "is_math": ("math problem", "not a math problem"),
+        "is_code": ("code task", "not a code task"),
+    }
+)
 
 # Bounds of the scanned window of the last user turn; longer turns count by length only.
 SCAN_HEAD_CHARS = 3000
@@ -67,10 +107,6 @@ SCAN_TAIL_CHARS = 1000
 _LAST_LEN_SCALE = math.log1p(16_000)
 _HISTORY_LEN_SCALE = math.log1p(64_000)
 _OUTPUT_SCALE = math.log1p(8_000)
-
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
 
 
 _CODE_WORDS = _words(
@@ -120,9 +156,45 @@ _GROUNDED_WORDS = _words(
     "given following provided text sentence paragraph passage extract table based "
     "input output example examples"
 )
+# Asks that turn supplied text into other text; the input pins the answer down.
+_TRANSFORM_WORDS = _words(
+    "rewrite rephrase paraphrase translate summarize summarise classify categorize "
+    "extract convert correct change expand shorten edit fix identify detect label tag "
+    "rate sort format proofread reword replace"
+)
+_HARD_ASK_WORDS = _words(
+    "design prove optimize optimise debug implement architect architecture derive "
+    "refactor scalable efficient efficiently complexity performance concurrency "
+    "distributed algorithm proof optimal"
+)
+_FIRST_PERSON_WORDS = _words("i my me i'm i've we our us i'd")
+_CREATIVE_WORDS = _words(
+    "write create generate compose draft story poem essay ideas tips advice recipe "
+    "plan describe imagine pretend brainstorm"
+)
+_TECH_WORDS = _words(
+    "file files data database function functions code python model models user users "
+    "app server network path sql script program value values input output return run "
+    "running system test key format multiple id step implement build using api query "
+    "table column columns string list array object class memory cpu gpu linux windows "
+    "excel vba docker git aws cloud framework library package module install error bug "
+    "version config configuration deploy browser website web http url json csv pandas "
+    "numpy matrix algorithm dataset training neural llm gpt token tokens performance"
+)
+_WH_WORDS = _words("what who where when which whom whose")
+_HOW_WHY_WORDS = _words("how why can could should would is are do does")
+_CODE_CHARS = "{};=()<>[]_"
+# Where the instruction ends and supplied material (a passage, a list, code) begins.
+_MATERIAL_MARKS = ("\n\n", ":\n", "```", '"')
+_INSTRUCTION_SCALE = math.log1p(2000)
+# code_chars is ten times the share of code punctuation, so 0.3 means 3% of the text.
+_CODE_CHARS_SHARE = 0.3
 _STRUCTURED_WORDS = frozenset(["json", "yaml", "csv", "xml", "table", "schema", "markdown"])
 
 _WORD_RE = re.compile(r"[a-z0-9#+\-.']+")
+_DIGITS = frozenset("0123456789")
+# One-letter words other than the articles / pronoun "a" and "i": names of quantities.
+_VARIABLE_WORDS = frozenset("bcdefghjklmnopqrstuvwxyz")
 _LATEX_RE = re.compile(r"\$[^$]{1,200}\$|\\(?:frac|sqrt|sum|int|cdot|le|ge|pi|theta|binom|left)")
 _EQUATION_RE = re.compile(r"[0-9a-z)]\s*[=<>^]\s*[-0-9a-z(]")
 _STACK_RE = re.compile(
@@ -239,8 +311,54 @@ def _non_english(scan: str) -> float:
     return min(1.0, 2.0 * non_ascii / letters)
 
 
-def extract(body: Mapping[str, Any]) -> tuple[float, ...]:
-    """The feature vector of a chat body, in ``FEATURE_NAMES`` order."""
+def _equations(scan: str) -> int:
+    # The regex is the slowest step; most prompts have no comparison sign at all.
+    if not any(sign in scan for sign in "=<>^"):
+        return 0
+    return len(_EQUATION_RE.findall(scan))
+
+
+def _instruction_end(text: str) -> int:
+    cut = len(text)
+    for mark in _MATERIAL_MARKS:
+        i = text.find(mark, 0, cut + len(mark) - 1)
+        if i >= 0:
+            cut = i
+    return cut
+
+
+def _phrasing(
+    text: str, scan: str, word_list: Sequence[str], words: frozenset[str]
+) -> tuple[float, ...]:
+    """How the request is put: instruction vs supplied material, question form, kind of ask.
+
+    The features from ``given_share`` on, in ``BASE_FEATURE_NAMES`` order.
+    """
+    cut = _instruction_end(text)
+    first = word_list[0] if word_list else ""
+    first_person = sum(map(_FIRST_PERSON_WORDS.__contains__, word_list))
+    numbers = sum(map(_DIGITS.__contains__, map(itemgetter(0), word_list)))
+    variables = sum(map(_VARIABLE_WORDS.__contains__, word_list))
+    code_chars = sum(scan.count(ch) for ch in _CODE_CHARS) / max(1, len(scan))
+    return (
+        (len(text) - cut) / len(text) if text else 0.0,
+        min(1.0, math.log1p(cut) / _INSTRUCTION_SCALE),
+        1.0 if first in _WH_WORDS else 0.0,
+        1.0 if text.rstrip().endswith("?") else 0.0,
+        _capped(len(words & _TRANSFORM_WORDS), 2),
+        _capped(len(words & _HARD_ASK_WORDS), 3),
+        _capped(first_person, 6),
+        _capped(len(words & _CREATIVE_WORDS), 2),
+        min(1.0, code_chars * 10),
+        _capped(len(words & _TECH_WORDS), 6),
+        1.0 if first in _HOW_WHY_WORDS else 0.0,
+        _capped(variables, 4),
+        _capped(numbers, 8),
+    )
+
+
+def base_features(body: Mapping[str, Any]) -> tuple[float, ...]:
+    """The domain-independent feature vector of a chat body, in ``BASE_FEATURE_NAMES`` order."""
     conv = split_conversation(messages_of(body))
     scan = _scan_window(conv.last_user)
     word_list = _WORD_RE.findall(scan)
@@ -263,7 +381,7 @@ def extract(body: Mapping[str, Any]) -> tuple[float, ...]:
         1.0 if _STACK_RE.search(scan) else 0.0,
         _capped(len(_LATEX_RE.findall(scan)), 8),
         _capped(len(words & _MATH_WORDS), 4),
-        _capped(len(_EQUATION_RE.findall(scan)), 6),
+        _capped(_equations(scan), 6),
         _capped(analytical, 4),
         _capped(constraints, 6),
         min(1.0, math.log1p(output_tokens) / _OUTPUT_SCALE),
@@ -274,4 +392,55 @@ def extract(body: Mapping[str, Any]) -> tuple[float, ...]:
         _capped(len(words & _SIMPLE_WORDS), 2),
         _capped(len(words & _OPEN_ENDED_WORDS), 3),
         _capped(len(words & _GROUNDED_WORDS), 3),
+        *_phrasing(conv.last_user, scan, word_list, words),
     )
+
+
+_BASE_INDEX: Mapping[str, int] = MappingProxyType({n: i for i, n in enumerate(BASE_FEATURE_NAMES)})
+# Position in BASE_FEATURE_NAMES of each per-domain copy (same order in every domain).
+PER_DOMAIN_BASE_INDEX: tuple[int, ...] = tuple(_BASE_INDEX[n] for n in _PER_DOMAIN)
+
+
+def domain_of(base: Sequence[float]) -> str | None:
+    """The fixed gate: "math", "code", or None for general chat.
+
+    Math: any LaTeX, three or more equations, two or more math words, or a
+    word problem (two or more numbers with a math word or a question mark).
+    Code (when not math): a code fence, three or more code words, or code
+    punctuation making up at least 3% of the scanned text.
+    """
+
+    def count(name: str, cap: int) -> int:
+        return round(base[_BASE_INDEX[name]] * cap)
+
+    math_words = count("math_words", 4)
+    if (
+        count("math_latex", 8) > 0
+        or count("equations", 6) >= 3
+        or math_words >= 2
+        or (count("numbers", 8) >= 2 and (math_words >= 1 or count("question_mark", 1) > 0))
+    ):
+        return "math"
+    if (
+        count("code_fence", 1) > 0
+        or count("code_words", 6) >= 3
+        or base[_BASE_INDEX["code_chars"]] >= _CODE_CHARS_SHARE
+    ):
+        return "code"
+    return None
+
+
+def extract(body: Mapping[str, Any]) -> tuple[float, ...]:
+    """The feature vector of a chat body, in ``FEATURE_NAMES`` order.
+
+    The base features, then one indicator per domain, then for each domain a
+    copy of the per-domain base features that is zero outside that domain.
+    A linear model over this vector is a mixture with a fixed gate: general
+    weights plus, inside a domain, that domain's offsets.
+    """
+    base = base_features(body)
+    domain = domain_of(base)
+    parts = [*base, *(1.0 if d == domain else 0.0 for d in DOMAINS)]
+    for d in DOMAINS:
+        parts.extend(base[i] if d == domain else 0.0 for i in PER_DOMAIN_BASE_INDEX)
+    return tuple(parts)

@@ -1,5 +1,9 @@
 """Complexity score of a chat request: a logistic model over ``routing.features``.
 
+The features include a fixed math / code / chat gate with per-domain copies,
+so the one linear model acts as a mixture: shared weights plus, inside a
+domain, that domain's offsets (see ``routing.fit`` for how they are learned).
+
 The score is the model's probability that a cheap model is *not* enough for
 the request (0 = trivial, 1 = needs the strongest tier). It is a float because
 it is a probability, not money. Weights, feature means and tier thresholds
@@ -16,7 +20,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from routing.features import FEATURE_NAMES, FEATURE_PHRASES, extract
+from routing.features import (
+    BASE_FEATURE_NAMES,
+    DOMAINS,
+    FEATURE_NAMES,
+    FEATURE_PHRASES,
+    PER_DOMAIN_BASE_INDEX,
+    extract,
+)
 
 Tier = Literal["small", "medium", "large"]
 
@@ -43,7 +54,11 @@ class Thresholds:
 
 @dataclass(frozen=True, slots=True)
 class Weights:
-    """A fitted scoring model: one coefficient and one training mean per feature."""
+    """A fitted scoring model: one coefficient and one reference value per feature.
+
+    The reference (``means``) is what reasons compare a request with: the
+    training mean for base features, 0 for domain indicators and copies.
+    """
 
     bias: float
     coefficients: tuple[float, ...]
@@ -106,15 +121,30 @@ def sigmoid(z: float) -> float:
 
 
 def contributions(features: tuple[float, ...], weights: Weights) -> list[tuple[float, str]]:
-    """Each feature's push on the log-odds relative to a typical request, largest first."""
+    """Each feature's push on the log-odds relative to a typical request, largest first.
+
+    A domain's indicator and copies count only when the request is in that
+    domain (elsewhere they are zero by construction, not because of the
+    request); a copy's push is added to its base feature's, so each base
+    feature is named at most once.
+    """
+    w, means = weights.coefficients, weights.means
+    n_base, n_copies = len(BASE_FEATURE_NAMES), len(PER_DOMAIN_BASE_INDEX)
+    deltas = [w[i] * (features[i] - means[i]) for i in range(n_base)]
     pushes: list[tuple[float, str]] = []
-    for name, x, w, mean in zip(
-        FEATURE_NAMES, features, weights.coefficients, weights.means, strict=True
-    ):
-        delta = w * (x - mean)
-        if abs(delta) >= _MIN_REASON_LOGIT:
-            above, below = FEATURE_PHRASES[name]
-            pushes.append((delta, above if x > mean else below))
+    for k, domain in enumerate(DOMAINS):
+        flag = n_base + k
+        if not features[flag]:
+            continue
+        pushes.append((w[flag] * (1.0 - means[flag]), FEATURE_PHRASES[f"is_{domain}"][0]))
+        start = n_base + len(DOMAINS) + k * n_copies
+        for p, i in enumerate(PER_DOMAIN_BASE_INDEX):
+            j = start + p
+            deltas[i] += w[j] * (features[j] - means[j])
+    for i, name in enumerate(BASE_FEATURE_NAMES):
+        above, below = FEATURE_PHRASES[name]
+        pushes.append((deltas[i], above if features[i] > means[i] else below))
+    pushes = [p for p in pushes if abs(p[0]) >= _MIN_REASON_LOGIT]
     pushes.sort(key=lambda item: -abs(item[0]))
     return pushes
 
