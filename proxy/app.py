@@ -7,6 +7,7 @@ there. FastAPI still serves the OpenAPI document and the admin endpoints.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -32,9 +33,11 @@ def create_app(settings: Settings, *, transport_factory: TransportFactory | None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await build_runtime(settings, transport_factory=transport_factory)
         app.state.runtime = runtime
+        refresher = asyncio.get_running_loop().create_task(runtime.refresh_gauges_forever())
         try:
             yield
         finally:
+            refresher.cancel()
             await runtime.aclose()
 
     app = FastAPI(

@@ -8,6 +8,7 @@ folder and ``/metrics`` aggregates every worker's files.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from prometheus_client import (
@@ -109,19 +110,19 @@ class Metrics:
             "1 when a provider+model circuit is open or half-open",
             ["target"],
             registry=r,
-            multiprocess_mode="max",
+            multiprocess_mode="livemax",
         )
         self.ledger_backlog = Gauge(
             "spendgate_ledger_backlog",
             "Ledger rows waiting to be written",
             registry=r,
-            multiprocess_mode="sum",
+            multiprocess_mode="livesum",
         )
         self.ledger_spilled = Gauge(
             "spendgate_ledger_spill_pending",
             "Ledger rows in the spill file",
             registry=r,
-            multiprocess_mode="sum",
+            multiprocess_mode="livesum",
         )
         self.ledger_spilled_total = Counter(
             "spendgate_ledger_spilled_total",
@@ -132,8 +133,13 @@ class Metrics:
             "spendgate_cache_backend_up",
             "1 when the cache backend answers",
             registry=r,
-            multiprocess_mode="min",
+            multiprocess_mode="livemin",
         )
+
+    def process_exiting(self) -> None:
+        """Drop this worker's live gauges from the aggregate (multiprocess mode)."""
+        if self._multiprocess_dir is not None:
+            _multiprocess.mark_process_dead(os.getpid(), path=str(self._multiprocess_dir))  # type: ignore[no-untyped-call]
 
     def render(self) -> bytes:
         """The exposition text, aggregated over workers in multiprocess mode."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from proxy.settings import Settings
 from proxy.upstream import TransportFactory, UpstreamClients
 
 log = logging.getLogger("spendgate")
+
+GAUGE_REFRESH_S = 2.0
 
 Closer = Callable[[], Awaitable[None]]
 Probe = Callable[[], Awaitable[dict[str, Any]]]
@@ -45,6 +48,15 @@ class Runtime:
         for refresh in self.gauges:
             refresh()
 
+    async def refresh_gauges_forever(self, every_s: float = GAUGE_REFRESH_S) -> None:
+        """Keep this worker's gauges fresh: with ``--workers N`` a scrape reaches one worker."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.refresh_gauges()
+            except Exception:  # a gauge is observability: never let it end the loop
+                log.exception("could not refresh gauges")
+
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         report: dict[str, Any] = {}
         ready = True
@@ -59,6 +71,7 @@ class Runtime:
         return ready, report
 
     async def aclose(self) -> None:
+        self.metrics.process_exiting()
         for closer in reversed(self.closers):
             try:
                 await closer()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import shutil
 import sys
 import tempfile
 
@@ -71,7 +72,10 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, insecure: b
     if workers > 1:
         metrics_dir = tempfile.mkdtemp(prefix="spendgate-metrics-")
         export_for_workers(settings, metrics_dir=metrics_dir)
-        uvicorn.run("proxy.server:worker_app", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+        try:
+            uvicorn.run("proxy.server:worker_app", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         return 0
     uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
     return 0

@@ -80,7 +80,8 @@ def test_compose_file_passes_docker_compose_config(tmp_path: Path) -> None:
 
 def test_services_and_their_wiring(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"spendgate", "redis", "postgres", "prometheus"}
+    assert set(services) == {"spendgate", "redis", "postgres", "prometheus", "grafana"}
+    assert services["grafana"]["depends_on"] == {"prometheus": {"condition": "service_started"}}
     app = services["spendgate"]
     assert app["build"] == "."
     assert "8080:8080" in app["ports"]
