@@ -19,6 +19,13 @@ from cache.crypto import encryptor_from_secret
 from cache.memory import MemoryStore
 from cache.redis_store import RedisStore
 from cache.replay import replay_chunks
+from cache.semantic import (
+    MemoryIndex,
+    RedisIndex,
+    SemanticCache,
+    SemanticIndex,
+    build_embedder,
+)
 from cache.service import ResponseCache
 from cache.store import CacheStore
 from pricing.catalog import Catalog, PriceOverride, load_catalog
@@ -27,6 +34,7 @@ from pricing.tokens import TokenCounter
 from proxy.access_log import AccessLog
 from proxy.accounting import Accountant
 from proxy.cache_stage import CacheControls, CacheStageImpl
+from proxy.embeddings import EmbeddingsClient
 from proxy.errors import SpendgateError
 from proxy.forward import Forwarder
 from proxy.ledger_sink import LedgerSink, SpillSlot, default_spill_base
@@ -93,7 +101,9 @@ def _replay(completion: dict[str, Any], include_usage: bool) -> list[dict[str, A
     return list(replay_chunks(completion, include_usage=include_usage))
 
 
-def build_cache(settings: Settings, *, metrics: Metrics, redis: Redis | None) -> CacheStageImpl:
+def build_cache(
+    settings: Settings, *, metrics: Metrics, redis: Redis | None, semantic: SemanticCache | None
+) -> CacheStageImpl:
     config = settings.config
     cache_config = config.cache
     store: CacheStore
@@ -136,7 +146,35 @@ def build_cache(settings: Settings, *, metrics: Metrics, redis: Redis | None) ->
         return cache_config.semantic.threshold
 
     controls = CacheControls(enabled=enabled, namespace=namespace, threshold=threshold)
-    return CacheStageImpl(cache, controls=controls, metrics=metrics, semantic=None)
+    return CacheStageImpl(cache, controls=controls, metrics=metrics, semantic=semantic)
+
+
+def build_semantic(
+    settings: Settings, *, redis: Redis | None, embeddings: EmbeddingsClient
+) -> SemanticCache | None:
+    semantic = settings.config.cache.semantic
+    if not semantic.enabled:
+        return None
+    cache_config = settings.config.cache
+    embedder = build_embedder(
+        semantic.embedder,
+        embed_call=embeddings.embed,
+        cost_of=embeddings.cost_of,
+        provider_dim=semantic.dim,
+    )
+    index: SemanticIndex
+    if redis is not None:
+        index = RedisIndex(
+            redis,
+            prefix=cache_config.prefix + "sem:",
+            ttl_s=cache_config.ttl_s,
+            max_per_context=semantic.max_per_context,
+            op_timeout_s=cache_config.lookup_timeout_ms / 1000,
+            breaker=CircuitBreaker(REDIS_BREAKER),
+        )
+    else:
+        index = MemoryIndex(semantic.max_entries, ttl_s=cache_config.ttl_s)
+    return SemanticCache(embedder, index, threshold=semantic.threshold)
 
 
 async def build_stages(
@@ -156,7 +194,9 @@ async def build_stages(
         )
     router = Router(settings, models=models, metrics=metrics, accountant=accountant, redis=redis)
     accountant.add_sink(router.settle)
-    cache = build_cache(settings, metrics=metrics, redis=redis)
+    embeddings = EmbeddingsClient(forwarder, models=models, accountant=accountant)
+    semantic = build_semantic(settings, redis=redis, embeddings=embeddings)
+    cache = build_cache(settings, metrics=metrics, redis=redis, semantic=semantic)
     stages = Stages(
         router=router,
         cache=cache,

@@ -13,27 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 from cache.policy import CacheMode, cache_mode
+from cache.semantic import SemanticCache
 from cache.service import ResponseCache
 from proxy.exchange import Exchange
 from proxy.metrics import Metrics
 
 log = logging.getLogger("spendgate")
-
-
-class SemanticIndex(Protocol):
-    """What ``cache.semantic.service.SemanticCache`` offers the pipeline."""
-
-    async def lookup(
-        self, body: Mapping[str, Any], *, namespace: str, model: str, threshold: float | None = None
-    ) -> Any: ...
-
-    async def add(
-        self, body: Mapping[str, Any], *, namespace: str, model: str, exact_key: str
-    ) -> None: ...
 
 
 class CacheControls:
@@ -58,7 +47,7 @@ class CacheStageImpl:
         *,
         controls: CacheControls,
         metrics: Metrics,
-        semantic: SemanticIndex | None = None,
+        semantic: SemanticCache | None = None,
     ) -> None:
         self._cache = cache
         self._controls = controls
@@ -158,7 +147,13 @@ class CacheStageImpl:
         if self._semantic is None or ex.cache_key is None:
             return
         namespace, model = self._scope(ex)
-        await self._semantic.add(ex.body, namespace=namespace, model=model, exact_key=ex.cache_key)
+        await self._semantic.add(
+            ex.body,
+            namespace=namespace,
+            model=model,
+            exact_key=ex.cache_key,
+            probe=ex.semantic_probe,
+        )
 
     async def probe(self) -> dict[str, Any]:
         """Readiness detail. The cache is not critical: without it requests go uncached."""

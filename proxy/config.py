@@ -75,6 +75,9 @@ class SemanticConfig(_Strict):
     enabled: bool = False
     embedder: str = "hash"
     threshold: float | None = Field(default=None, gt=0, le=1)
+    dim: int = Field(default=1536, gt=0)  # vector length of a provider:<model> embedder
+    max_entries: int = Field(default=100_000, gt=0)  # memory index bound
+    max_per_context: int = Field(default=1000, gt=0)  # Redis index bound per context
 
 
 class CacheConfig(_Strict):

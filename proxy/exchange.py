@@ -88,6 +88,7 @@ class Exchange:
     cache_mode: Any = None
     cache_key: str | None = None
     flight: Any = None
+    semantic_probe: Any = None
     cache_status: str = "miss"
     cache_similarity: float | None = None
     overhead_micro: int = 0

@@ -47,6 +47,10 @@ class Forwarder:
     def provider(self, name: str) -> Provider:
         return self._providers[name]
 
+    @property
+    def clients(self) -> UpstreamClients:
+        return self._clients
+
     async def complete(self, ex: Exchange, target: Target) -> ChatResult:
         provider = self._providers[target.provider]
         request = provider.build_chat_request(

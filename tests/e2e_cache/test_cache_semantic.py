@@ -18,7 +18,6 @@ from tests.e2e_cache.harness import MODEL, Proxy, Simulator, proxy_config, start
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skip(reason="semantic cache not wired"),
 ]
 
 
