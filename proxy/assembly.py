@@ -187,12 +187,17 @@ async def build_stages(
     accountant = Accountant(
         settings, catalog=catalog, counter=counter, models=models, metrics=metrics
     )
-    redis = None
+    redis = state_redis = None
     if config.cache.backend == "redis":
         redis = redis_client(
             config.cache.redis_url, timeout_s=config.cache.lookup_timeout_ms / 1000
         )
-    router = Router(settings, models=models, metrics=metrics, accountant=accountant, redis=redis)
+        state_redis = redis_client(
+            config.cache.redis_url, timeout_s=config.routing.state_timeout_ms / 1000
+        )
+    router = Router(
+        settings, models=models, metrics=metrics, accountant=accountant, redis=state_redis
+    )
     accountant.add_sink(router.settle)
     embeddings = EmbeddingsClient(forwarder, models=models, accountant=accountant)
     semantic = build_semantic(settings, redis=redis, embeddings=embeddings)
@@ -203,15 +208,17 @@ async def build_stages(
         accounting=accountant,
         replay=_replay,
         assembler=ChunkAssembler,
-        redis=redis,
+        redis=state_redis,
     )
     if config.server.access_log:
         stages.accounting.add_sink(AccessLog(log_content=config.server.log_content))
     stages.closers.append(router.aclose)
     stages.closers.append(cache.aclose)
-    if redis is not None:
-        stages.closers.append(redis.aclose)
+    for client in (redis, state_redis):
+        if client is not None:
+            stages.closers.append(client.aclose)
     stages.probes["cache"] = cache.probe
+    stages.probes["circuits"] = router.probe
     stages.gauges.append(lambda: _circuit_gauges(router, metrics))
     await _attach_ledger(settings, stages, accountant=accountant, metrics=metrics)
     return stages

@@ -69,6 +69,9 @@ class RoutingConfig(_Strict):
     retry_cap_s: float = Field(default=4.0, ge=0)
     breaker_failures: int = Field(default=5, ge=1)
     breaker_open_s: float = Field(default=30.0, gt=0)
+    # Budgets, breakers and rate limits in Redis: slower than a cache lookup may be.
+    state_timeout_ms: int = Field(default=1000, gt=0)
+    budgets_fail_open: bool = True
 
 
 class SemanticConfig(_Strict):

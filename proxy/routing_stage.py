@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -16,7 +17,7 @@ from redis.asyncio import Redis
 
 from proxy.accounting import Accountant
 from proxy.config import RoutingMode
-from proxy.errors import RequestError, UpstreamConnectionError
+from proxy.errors import RequestError, UpstreamConnectionError, UpstreamTimeoutError
 from proxy.exchange import Exchange, Target
 from proxy.metrics import Metrics
 from proxy.models import AUTO_MODEL, ModelTable
@@ -184,7 +185,8 @@ class Router:
                 expected_output_tokens=needs.max_tokens or DEFAULT_EXPECTED_OUTPUT_TOKENS,
             )
         except LookupError as exc:
-            raise self._no_model(candidates, needs) from exc
+            least = self._weights.thresholds.tier(score.value)
+            raise self._no_model(candidates, needs, least) from exc
         ex.target = self._models.resolve(decision.model.name)
         ex.fallbacks = tuple(self._models.resolve(c.name) for c in decision.fallbacks)
         ex.route_reason = decision.reason
@@ -192,15 +194,20 @@ class Router:
         self._metrics.routes.labels(decision.tier).inc()
 
     @staticmethod
-    def _no_model(candidates: Sequence[Candidate], needs: Any) -> Exception:
-        reasons = {why_not(c, needs) for c in candidates}
-        if reasons == {"circuit open"}:
+    def _no_model(candidates: Sequence[Candidate], needs: Any, least: str) -> Exception:
+        order = ("small", "medium", "large")
+        eligible = [c for c in candidates if order.index(c.tier) >= order.index(least)]
+        reasons = {why_not(c, needs) for c in eligible}
+        if eligible and reasons == {"circuit open"}:
             return UpstreamConnectionError(
                 "every model that could serve this request is unavailable (circuits open)",
                 provider="spendgate",
             )
-        detail = "; ".join(sorted(r for r in reasons if r)) or "no tiered models"
-        return RequestError(f"no configured model can serve this request ({detail})", param="model")
+        if not eligible:
+            detail = f"it needs tier {least} or above and no such model is configured"
+        else:
+            detail = "; ".join(sorted(f"{c.name}: {why_not(c, needs)}" for c in eligible))
+        return RequestError(f"no configured model can serve this request: {detail}", param="model")
 
     def _budget_context(self, ex: Exchange) -> BudgetContext:
         return BudgetContext(
@@ -228,9 +235,21 @@ class Router:
         targets = {t.model.name: t for t in (ex.target, *ex.fallbacks)}
         plan = [self._candidates[name] for name in targets]
 
+        deadline = ex.started + self._policy.deadline_s  # from the request's arrival
+
         async def call(candidate: Candidate) -> T:
-            ex.target = targets[candidate.name]
-            return await attempt(ex.target)
+            target = ex.target = targets[candidate.name]
+            remaining = deadline - time.perf_counter()
+            try:
+                # The deadline bounds a running attempt too (for a stream: up to its first chunk).
+                async with asyncio.timeout(max(0.0, remaining)):
+                    return await attempt(target)
+            except TimeoutError as exc:
+                raise UpstreamTimeoutError(
+                    f"{target.provider}: no answer within the routing deadline "
+                    f"({self._policy.deadline_s:g} s)",
+                    provider=target.provider,
+                ) from exc
 
         try:
             result, records = await run_with_fallbacks(
@@ -274,6 +293,16 @@ class Router:
 
     def circuit_states(self) -> dict[str, str]:
         return self._breakers.states()
+
+    async def probe(self) -> dict[str, Any]:
+        """Readiness detail: circuit states. An open circuit degrades, it does not fail."""
+        states = self._breakers.states()
+        return {
+            "ok": True,
+            "critical": False,
+            "open": sorted(k for k, v in states.items() if v != "closed"),
+            "states": states,
+        }
 
     async def aclose(self) -> None:
         if self._tasks:

@@ -63,6 +63,8 @@ async def upstream_errors(provider: str) -> AsyncIterator[None]:
 def _refused(exc: BaseException) -> bool:
     """httpx-aiohttp reports a refused or dropped connection as a connect timeout."""
     cause = exc.__cause__
+    if isinstance(cause, TimeoutError):  # an OSError subclass since Python 3.10: a real timeout
+        return False
     return isinstance(cause, OSError) or type(cause).__name__ in _AIOHTTP_CONNECTION_ERRORS
 
 

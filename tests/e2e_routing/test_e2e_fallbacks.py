@@ -428,13 +428,14 @@ def test_no_attempt_starts_after_the_deadline(
     elapsed = time.monotonic() - started
 
     assert caught.value.status_code >= 500
-    # Each attempt takes one read timeout; attempts begin only before the deadline.
-    assert elapsed < BOUNDED_DEADLINE_S + BOUNDED_READ_S + 1.0
+    # Attempts begin only before the deadline, and the deadline also cuts the running one.
+    assert elapsed < BOUNDED_DEADLINE_S + 1.0
     assert s1.calls(m.c) == 0
     row = bounded.row(caught.value.response.headers["x-spendgate-request-id"])
     assert 2 <= row.attempts < BOUNDED_ATTEMPTS
     assert all(d["outcome"] == "error" for d in detail(row))
-    assert all(d["ms"] >= BOUNDED_READ_S * 900 for d in detail(row))
+    # Every attempt but the last ran into its read timeout; the last was cut at the deadline.
+    assert all(d["ms"] >= BOUNDED_READ_S * 900 for d in detail(row)[:-1])
 
 
 def test_a_hung_upstream_does_not_hold_a_request_past_the_deadline(
@@ -453,4 +454,4 @@ def test_a_hung_upstream_does_not_hold_a_request_past_the_deadline(
         client.chat.completions.create(model="auto", messages=MESSAGES)
     elapsed = time.monotonic() - started
 
-    assert elapsed < deadline_s + 0.5, f"took {elapsed:.2f} s with deadline_s {deadline_s}"
+    assert elapsed < deadline_s + 1.0, f"took {elapsed:.2f} s with deadline_s {deadline_s}"
