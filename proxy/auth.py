@@ -1,8 +1,9 @@
 """Proxy keys: who is calling, and which tenant pays.
 
 Keys are held only as sha256 digests. A presented key is hashed and looked up
-by digest, then compared with ``hmac.compare_digest``, so lookup time does not
-depend on how much of a key an attacker guessed right.
+by its digest, so lookup time does not depend on how much of a key an attacker
+guessed right (a prefix of a key shares nothing with the key's digest). The
+admin key is compared digest to digest with ``hmac.compare_digest``.
 """
 
 from __future__ import annotations

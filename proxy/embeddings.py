@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pricing.usage import Usage
 from proxy.accounting import Accountant
 from proxy.errors import RequestError, UpstreamProtocolError
-from proxy.forward import Forwarder
+from proxy.forward import Forwarder, upstream_status_error
 from proxy.models import ModelTable
 from proxy.providers.openai import OpenAIProvider
 
@@ -35,7 +35,9 @@ class EmbeddingsClient:
         request = provider.build_passthrough_request("embeddings", b"", client_key=None, body=body)
         response = await self._forwarder.clients.send(target.provider, request)
         if response.status_code >= 400:
-            raise provider.map_error(response.status_code, response.content, response.headers)
+            raise upstream_status_error(
+                provider, response.status_code, response.content, response.headers
+            )
         try:
             parsed = json.loads(response.content)
             vectors = [

@@ -13,6 +13,7 @@
     │       └── BudgetExceededError     429 budget_exceeded
     └── UpstreamError                   502 upstream_error      (names the provider)
         ├── UpstreamStatusError         upstream 4xx passed through; 5xx -> 502
+        ├── UpstreamAuthError           502 upstream_auth_failed (not retried)
         ├── UpstreamTimeoutError        504 upstream_timeout
         ├── UpstreamConnectionError     502 upstream_unreachable
         └── UpstreamProtocolError       502 upstream_bad_response
@@ -159,6 +160,8 @@ class UpstreamStatusError(UpstreamError):
         code: str | None = None,
         retry_after_s: float | None = None,
     ) -> None:
+        if retry_after_s is not None and not 0 <= retry_after_s < float("inf"):
+            retry_after_s = None
         headers = {"retry-after": str(int(retry_after_s))} if retry_after_s is not None else None
         super().__init__(message, provider=provider, param=param, code=code, headers=headers)
         self.upstream_status = upstream_status
@@ -178,6 +181,13 @@ class UpstreamStatusError(UpstreamError):
         if 400 <= self.upstream_status < 500 and self.error_type:
             body["error"]["type"] = self.error_type
         return body
+
+
+class UpstreamAuthError(UpstreamError):
+    """The provider refused the proxy's own credentials: an operator's problem, not retried."""
+
+    retryable = False
+    default_code = "upstream_auth_failed"
 
 
 class UpstreamTimeoutError(UpstreamError):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import anyio
 import httpx
 
-from proxy.errors import UpstreamProtocolError
+from proxy.errors import UpstreamAuthError, UpstreamError, UpstreamProtocolError
 from proxy.exchange import Exchange, Target
 from proxy.providers.base import ChatResult, Provider, StreamChunk, StreamTranslator
 from proxy.sse import SSEDecoder
@@ -37,6 +37,25 @@ class StreamStart:
         # Shielded: this runs while a disconnected client's task is being cancelled.
         with anyio.CancelScope(shield=True):
             await self.response.aclose()
+
+
+def upstream_status_error(
+    provider: Provider, status: int, content: bytes, headers: Mapping[str, str]
+) -> UpstreamError:
+    """The error for a non-2xx upstream answer.
+
+    A 401/403 for the proxy's own provider key is the operator's problem, not
+    the client's: it becomes a 502 naming the provider, so a client does not
+    take it for a rejection of its own proxy key.
+    """
+    if status in (401, 403) and not provider.settings.forward_client_key:
+        name = provider.settings.name
+        return UpstreamAuthError(
+            f"{name}: the provider refused the proxy's credentials (HTTP {status}); "
+            f"check providers.{name}.api_key",
+            provider=name,
+        )
+    return provider.map_error(status, content, headers)
 
 
 class Forwarder:
@@ -66,7 +85,9 @@ class Forwarder:
         finally:
             ex.upstream_s += time.perf_counter() - started
         if response.status_code >= 400:
-            raise provider.map_error(response.status_code, response.content, response.headers)
+            raise upstream_status_error(
+                provider, response.status_code, response.content, response.headers
+            )
         return provider.parse_chat_response(response.content, model=target.model.name)
 
     async def open_stream(self, ex: Exchange, target: Target) -> StreamStart:
@@ -84,7 +105,9 @@ class Forwarder:
             if response.status_code >= 400:
                 async with upstream_errors(target.provider):
                     content = await response.aread()
-                raise provider.map_error(response.status_code, content, response.headers)
+                raise upstream_status_error(
+                    provider, response.status_code, content, response.headers
+                )
             start = await self._first_chunks(target, provider, response)
         except BaseException:
             with anyio.CancelScope(shield=True):

@@ -21,6 +21,7 @@ from pricing.usage import Usage
 from proxy.auth import Authenticator, presented_key
 from proxy.errors import RequestError, SpendgateError, UpstreamProtocolError
 from proxy.exchange import Exchange
+from proxy.forward import upstream_status_error
 from proxy.models import ModelTable
 from proxy.providers.base import Provider
 from proxy.providers.openai import OpenAIProvider, usage_from_openai
@@ -120,7 +121,9 @@ class PassthroughHandler:
 
     def _finish(self, ex: Exchange, provider: OpenAIProvider, response: httpx.Response) -> Response:
         if response.status_code >= 400:
-            raise provider.map_error(response.status_code, response.content, response.headers)
+            raise upstream_status_error(
+                provider, response.status_code, response.content, response.headers
+            )
         try:
             parsed = json.loads(response.content)
         except ValueError as exc:
@@ -142,7 +145,7 @@ class PassthroughHandler:
                     content = await response.aread()
             finally:
                 await response.aclose()
-            raise provider.map_error(response.status_code, content, response.headers)
+            raise upstream_status_error(provider, response.status_code, content, response.headers)
         return StreamingResponse(
             self._frames(ex, response, started),
             headers=exchange_headers(ex),

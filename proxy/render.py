@@ -7,7 +7,7 @@ import logging
 from starlette.responses import Response
 
 from pricing.cost import format_micro
-from proxy.errors import SpendgateError, error_body, internal_error
+from proxy.errors import RequestError, SpendgateError, error_body, internal_error
 from proxy.exchange import Exchange
 
 log = logging.getLogger("spendgate")
@@ -47,6 +47,8 @@ def as_spendgate_error(exc: BaseException) -> SpendgateError:
     """``exc`` itself when it is ours; a bland internal error (logged) otherwise."""
     if isinstance(exc, SpendgateError):
         return exc
+    if isinstance(exc, RecursionError):  # only a client's absurdly nested JSON gets here
+        return RequestError("the request body is nested too deeply")
     log.error("unhandled error", exc_info=exc)
     return internal_error()
 

@@ -51,12 +51,26 @@ def parse_object(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         raise RequestError("the request body is empty: send a JSON object")
     try:
-        body = json.loads(raw)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestError(f"the request body is not valid UTF-8 (byte {exc.start})") from exc
+    try:
+        body = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise RequestError(f"the request body is not valid JSON ({_short(exc)})") from exc
     if not isinstance(body, dict):
         raise RequestError("the request body must be a JSON object")
+    if "\\ud" in text or "\\uD" in text:
+        _reject_lone_surrogates(body)
     return body
+
+
+def _reject_lone_surrogates(body: dict[str, Any]) -> None:
+    # Escaped surrogates are fine in pairs; a lone one cannot be encoded as UTF-8.
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise RequestError("the request body holds an unpaired UTF-16 surrogate escape") from exc
 
 
 def _short(exc: BaseException) -> str:

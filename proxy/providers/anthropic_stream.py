@@ -30,7 +30,7 @@ from typing import Any
 
 from pricing.usage import Usage
 from proxy.errors import UpstreamProtocolError, UpstreamStatusError
-from proxy.providers.base import ChatResult, StreamChunk
+from proxy.providers.base import ChatResult, StreamChunk, redact, retry_after_of
 from proxy.sse import SSEEvent
 
 
@@ -245,15 +245,13 @@ def error_from_response(
     anthropic_type, message = _error_fields(content)
     if message is None:
         message = f"HTTP {status} with an unreadable error body"
-    for secret in secrets:
-        if secret:
-            message = message.replace(secret, "[redacted]")
+    message = redact(message, secrets)
     return status_error(
         provider=provider,
         status=status,
         anthropic_type=anthropic_type,
         message=message,
-        retry_after_s=_retry_after(headers),
+        retry_after_s=retry_after_of(headers),
     )
 
 
@@ -270,18 +268,6 @@ def _error_fields(content: bytes) -> tuple[str | None, str | None]:
         kind if isinstance(kind, str) else None,
         message if isinstance(message, str) and message else None,
     )
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from a ``retry-after`` header; the HTTP-date form is ignored."""
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None
 
 
 class AnthropicStreamTranslator:

@@ -9,7 +9,9 @@ httpx client and feeds the answer back to ``parse_chat_response`` or to a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -75,6 +77,38 @@ class StreamTranslator(Protocol):
     def usage(self) -> Usage | None:
         """Usage reported by the upstream, once it has arrived."""
         ...
+
+
+MAX_RETRY_AFTER_S = 3600.0
+REDACTED = "[redacted]"
+_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
+
+
+def retry_after_of(headers: Mapping[str, str]) -> float | None:
+    """Seconds from ``retry-after-ms`` or a numeric ``Retry-After``; absurd values dropped."""
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = next((v for k, v in headers.items() if k.lower() == name), None)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) / scale
+        except ValueError:
+            continue
+        if math.isfinite(seconds) and seconds >= 0:
+            return min(seconds, MAX_RETRY_AFTER_S)
+    return None
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with each secret, and anything sent as a bearer token, blanked out.
+
+    Upstreams echo keys in their error messages ("Incorrect API key provided:
+    ..."); nothing of a key may reach a client or a log.
+    """
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
 
 
 class Provider(Protocol):

@@ -19,6 +19,8 @@ from proxy.providers.base import (
     ProviderSettings,
     StreamChunk,
     UpstreamRequest,
+    redact,
+    retry_after_of,
 )
 from proxy.sse import SSEEvent
 
@@ -67,28 +69,12 @@ def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def retry_after_of(headers: Mapping[str, str]) -> float | None:
-    """Seconds from a ``Retry-After`` (or ``retry-after-ms``) header, if numeric."""
-    millis = headers.get("retry-after-ms")
-    if millis is not None:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
 class OpenAIStreamTranslator:
     """Relays OpenAI chunks unchanged, watching for usage and the end."""
 
-    def __init__(self, provider: str) -> None:
+    def __init__(self, provider: str, *, secrets: tuple[str, ...] = ()) -> None:
         self._provider = provider
+        self._secrets = secrets
         self._usage: Usage | None = None
         self._finished = False
 
@@ -118,7 +104,7 @@ class OpenAIStreamTranslator:
         if "error" in chunk:
             message, etype, _, code = _error_fields(data.encode())
             raise UpstreamStatusError(
-                f"{self._provider}: {message or 'error in the stream'}",
+                redact(f"{self._provider}: {message or 'error in the stream'}", self._secrets),
                 provider=self._provider,
                 upstream_status=502,
                 error_type=etype,
@@ -198,7 +184,8 @@ class OpenAIProvider:
         return ChatResult(content, parsed, usage_from_openai(parsed.get("usage")))
 
     def stream_translator(self, *, model: str) -> OpenAIStreamTranslator:
-        return OpenAIStreamTranslator(self.settings.name)
+        secrets = (self.settings.api_key,) if self.settings.api_key else ()
+        return OpenAIStreamTranslator(self.settings.name, secrets=secrets)
 
     def map_error(
         self, status: int, content: bytes, headers: Mapping[str, str]
@@ -209,12 +196,13 @@ class OpenAIProvider:
             text = message  # a client error reaches the client as the upstream worded it
         else:
             text = f"{name}: {message or f'the upstream answered HTTP {status}'}"
+        secrets = (self.settings.api_key,)
         return UpstreamStatusError(
-            text,
+            redact(text, secrets),
             provider=name,
             upstream_status=status,
             error_type=etype,
             param=param,
-            code=code,
+            code=redact(code, secrets) if code else None,
             retry_after_s=retry_after_of(headers),
         )

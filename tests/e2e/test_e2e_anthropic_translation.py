@@ -162,23 +162,23 @@ def test_an_overloaded_answer_is_retried_to_success(
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_anthropic_client_error_passes_through_with_its_message(
+def test_a_rejected_provider_key_is_a_502_naming_the_provider(
     client: openai.OpenAI, fresh_sim: Simulator, stream: bool
 ) -> None:
     # The provider ``anthropic-nokey`` has no api_key, so the simulator answers
-    # Anthropic's 401 authentication_error: a 4xx is not retried and reaches
-    # the client with its status, Anthropic's message and the provider's name.
-    # (The simulator has no fault that answers 400, so 401 stands for the 4xx.)
-    with pytest.raises(openai.AuthenticationError) as caught:
+    # Anthropic's 401. That is the operator's key, not the client's: the client
+    # gets a 502 naming the provider (not a 401 it would take for its own key),
+    # and the call is not retried.
+    with pytest.raises(openai.APIStatusError) as caught:
         client.chat.completions.create(
             model="claude-nokey",
             messages=[{"role": "user", "content": unique("no key")}],
             stream=stream,
         )
 
-    assert caught.value.status_code == 401
-    assert error_message(caught.value) == "anthropic-nokey: x-api-key header is required"
-    assert caught.value.type == "authentication_error"
+    assert caught.value.status_code == 502
+    assert "anthropic-nokey" in error_message(caught.value)
+    assert caught.value.code == "upstream_auth_failed"
     assert upstream_calls(fresh_sim, "claude-nokey") == 1
 
 
