@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
@@ -251,9 +252,11 @@ class Router:
                     provider=target.provider,
                 ) from exc
 
+        # The retry loop's own deadline counts from now; make it the request's.
+        policy = replace(self._policy, deadline_s=max(0.0, deadline - time.perf_counter()))
         try:
             result, records = await run_with_fallbacks(
-                plan, call, policy=self._policy, breakers=self._breakers
+                plan, call, policy=policy, breakers=self._breakers
             )
         except Exception as exc:
             ex.attempts = attempts_of(exc)
