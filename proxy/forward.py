@@ -17,7 +17,13 @@ import httpx
 
 from proxy.errors import UpstreamAuthError, UpstreamError, UpstreamProtocolError
 from proxy.exchange import Exchange, Target
-from proxy.providers.base import ChatResult, Provider, StreamChunk, StreamTranslator
+from proxy.providers.base import (
+    ChatResult,
+    Provider,
+    StreamChunk,
+    StreamTranslator,
+    UpstreamRequest,
+)
 from proxy.sse import SSEDecoder
 from proxy.upstream import UpstreamClients, upstream_errors
 
@@ -70,15 +76,21 @@ class Forwarder:
     def clients(self) -> UpstreamClients:
         return self._clients
 
-    async def complete(self, ex: Exchange, target: Target) -> ChatResult:
+    def _prepare(
+        self, ex: Exchange, target: Target, *, stream: bool
+    ) -> tuple[Provider, UpstreamRequest]:
         provider = self._providers[target.provider]
         request = provider.build_chat_request(
             ex.body,
             raw=ex.raw,
             upstream_model=target.model.upstream_name,
-            stream=False,
+            stream=stream,
             client_key=ex.client_key,
         )
+        return provider, request
+
+    async def complete(self, ex: Exchange, target: Target) -> ChatResult:
+        provider, request = self._prepare(ex, target, stream=False)
         started = time.perf_counter()
         try:
             response = await self._clients.send(target.provider, request)
@@ -91,14 +103,7 @@ class Forwarder:
         return provider.parse_chat_response(response.content, model=target.model.name)
 
     async def open_stream(self, ex: Exchange, target: Target) -> StreamStart:
-        provider = self._providers[target.provider]
-        request = provider.build_chat_request(
-            ex.body,
-            raw=ex.raw,
-            upstream_model=target.model.upstream_name,
-            stream=True,
-            client_key=ex.client_key,
-        )
+        provider, request = self._prepare(ex, target, stream=True)
         started = time.perf_counter()
         response = await self._clients.open_stream(target.provider, request)
         try:
