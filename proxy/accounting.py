@@ -24,8 +24,8 @@ from pricing.baseline import baseline_usage
 from pricing.catalog import Catalog, ModelEntry, PriceQuote
 from pricing.tokens import TokenCounter
 from pricing.usage import NO_USAGE, Usage
-from proxy.exchange import Charges, Exchange, Pricing
-from proxy.ledger_sink import priced_row
+from proxy.exchange import Exchange, Pricing
+from proxy.ledger_sink import charges_of
 from proxy.metrics import Metrics
 from proxy.models import AUTO_MODEL, ModelTable
 from proxy.settings import Settings
@@ -99,8 +99,7 @@ class Accountant:
 
     def _charge(self, ex: Exchange) -> None:
         ex.pricing = self._pricing(ex)
-        ex.row = priced_row(ex, ex.pricing)
-        ex.charges = Charges(ex.row.cost, ex.row.baseline_cost, ex.row.savings)
+        ex.charges = charges_of(ex, ex.pricing)
         if ex.pricing is not None and ex.pricing.price_source == "unknown":
             self._metrics.unknown_price.labels(ex.served_model or "").inc()
 

@@ -102,7 +102,6 @@ class Exchange:
     error_type: str | None = None
     charges: Charges | None = None
     pricing: Pricing | None = None
-    row: Any = None  # the ledger row, built when priced
 
     @property
     def tenant(self) -> str:

@@ -1,8 +1,8 @@
 """From a finished exchange to a ledger row, and the writer that stores it.
 
-The row is built once, when the exchange is priced, so the money in the
-response headers is exactly the money on the invoice: both come from
-``pricing.ledger.row.with_costs`` on the same row.
+The money in the response headers is exactly the money on the invoice: both
+come from ``pricing.ledger.costs_from``, the arithmetic ``spendgate audit``
+uses to recompute every row.
 """
 
 from __future__ import annotations
@@ -11,15 +11,14 @@ import fcntl
 import json
 import os
 import tempfile
-from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import IO
 
 from pricing.cost import UnitPrices
-from pricing.ledger import LedgerRow, LedgerWriter, with_costs
+from pricing.ledger import LedgerRow, LedgerWriter, costs_from
 from pricing.usage import Usage
-from proxy.exchange import Exchange, Pricing
+from proxy.exchange import Charges, Exchange, Pricing
 
 _SOURCES = frozenset({"catalog", "override", "config", "unknown"})
 _NO_USAGE = Usage(source="none")
@@ -47,8 +46,25 @@ def _attempts_detail(ex: Exchange) -> str:
     )  # fmt: skip
 
 
-def priced_row(ex: Exchange, pricing: Pricing | None) -> LedgerRow:
-    """The exchange's row with cost, baseline and savings computed from its inputs."""
+def charges_of(ex: Exchange, pricing: Pricing | None) -> Charges:
+    """Cost, baseline and savings by the ledger's own arithmetic (``costs_from``)."""
+    usage = pricing.usage if pricing else _NO_USAGE
+    base_known = pricing is not None and pricing.baseline_price_source != "unknown"
+    known = pricing is not None and pricing.price_source in _SOURCES - {"unknown"}
+    costs = costs_from(
+        cache_status=ex.cache_status,
+        overhead_cost=ex.overhead_micro,
+        usage=usage,
+        prices=pricing.prices if known and pricing else None,
+        baseline_usage=pricing.baseline_usage if pricing else _NO_USAGE,
+        baseline_prices=pricing.baseline_prices if base_known and pricing else None,
+    )
+    return Charges(costs.cost, costs.baseline_cost, costs.savings)
+
+
+def ledger_row(ex: Exchange) -> LedgerRow:
+    """The exchange's one ledger row, built once it is finished."""
+    pricing, charges = ex.pricing, ex.charges or charges_of(ex, ex.pricing)
     usage = pricing.usage if pricing else _NO_USAGE
     base = pricing.baseline_usage if pricing else _NO_USAGE
     source = pricing.price_source if pricing and pricing.price_source in _SOURCES else "unknown"
@@ -56,7 +72,9 @@ def priced_row(ex: Exchange, pricing: Pricing | None) -> LedgerRow:
     served = _prices(pricing.prices if pricing else None, source)
     baseline = _prices(pricing.baseline_prices if pricing else None, base_source)
     tags = ex.tags
-    row = LedgerRow(
+    total_ms = int(ex.elapsed_s() * 1000)
+    upstream_ms = int(ex.upstream_s * 1000) if ex.upstream_s else None
+    return LedgerRow(
         request_id=ex.request_id,
         ts=ex.received_at,
         tenant=ex.tenant,
@@ -87,28 +105,13 @@ def priced_row(ex: Exchange, pricing: Pricing | None) -> LedgerRow:
         baseline_price_cache_write=baseline["cache_write"], baseline_price_output=baseline["output"],
         baseline_price_source=base_source,  # type: ignore[arg-type]
         overhead_cost=ex.overhead_micro,
+        cost=charges.cost, baseline_cost=charges.baseline_cost, savings=charges.savings,
         catalog_version=pricing.catalog_version if pricing else "",
+        upstream_ms=upstream_ms,
+        proxy_ms=max(0, total_ms - (upstream_ms or 0)),
         http_status=ex.status,
         error_type=ex.error_type,
     )  # fmt: skip
-    return with_costs(row)
-
-
-def final_row(ex: Exchange, row: LedgerRow) -> LedgerRow:
-    """``row`` with what is known only at the end: status, attempts, latency."""
-    total_ms = int(ex.elapsed_s() * 1000)
-    upstream_ms = int(ex.upstream_s * 1000) if ex.upstream_s else None
-    return replace(
-        row,
-        http_status=ex.status,
-        error_type=ex.error_type,
-        attempts=len(ex.attempts),
-        attempts_detail=_attempts_detail(ex),
-        served_model=ex.served_model or row.served_model,
-        provider=ex.provider or row.provider,
-        upstream_ms=upstream_ms,
-        proxy_ms=max(0, total_ms - (upstream_ms or 0)),
-    )
 
 
 class SpillSlot:
@@ -154,5 +157,4 @@ class LedgerSink:
         self._writer = writer
 
     def __call__(self, ex: Exchange) -> None:
-        row = ex.row if ex.row is not None else priced_row(ex, ex.pricing)
-        self._writer.submit(final_row(ex, row))
+        self._writer.submit(ledger_row(ex))

@@ -8,7 +8,14 @@ from pricing.ledger.chain import ChainHead, canonical_bytes, row_hash
 from pricing.ledger.export import CSV_COLUMNS, aiter_csv, iter_csv, write_csv
 from pricing.ledger.factory import open_ledger
 from pricing.ledger.keystore import create_key, key_sha256, load_keys, revoke_key
-from pricing.ledger.row import GENESIS_HASH, LedgerRow, RowCosts, expected_costs, with_costs
+from pricing.ledger.row import (
+    GENESIS_HASH,
+    LedgerRow,
+    RowCosts,
+    costs_from,
+    expected_costs,
+    with_costs,
+)
 from pricing.ledger.store import ApiKeyRecord, LedgerStore, TenantTotals
 from pricing.ledger.summary import SUMMARY_COLUMNS, SummaryRow, summary, summary_csv
 from pricing.ledger.writer import LedgerWriter
@@ -30,6 +37,7 @@ __all__ = [
     "aiter_csv",
     "audit",
     "canonical_bytes",
+    "costs_from",
     "create_key",
     "expected_costs",
     "fee_micro",

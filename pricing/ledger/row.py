@@ -97,8 +97,8 @@ class LedgerRow:
         _check_choice("usage_source", self.usage_source, USAGE_SOURCES)
         _check_choice("price_source", self.price_source, PRICE_SOURCES)
         _check_choice("baseline_price_source", self.baseline_price_source, PRICE_SOURCES)
-        for f in fields(self):
-            _check_type(f.name, str(f.type), getattr(self, f.name))
+        for name, declared in _FIELD_TYPES:
+            _check_type(name, declared, getattr(self, name))
 
     @property
     def unit_prices(self) -> UnitPrices | None:
@@ -138,11 +138,37 @@ class LedgerRow:
         )
 
 
+_FIELD_TYPES: tuple[tuple[str, str], ...] = tuple((f.name, str(f.type)) for f in fields(LedgerRow))
+
+
 @dataclass(frozen=True, slots=True)
 class RowCosts:
     cost: int | None
     baseline_cost: int | None
     savings: int | None
+
+
+def costs_from(
+    *,
+    cache_status: str,
+    overhead_cost: int,
+    usage: Usage,
+    prices: UnitPrices | None,
+    baseline_usage: Usage,
+    baseline_prices: UnitPrices | None,
+) -> RowCosts:
+    """The ledger's arithmetic: cost, baseline cost and savings from their inputs.
+
+    ``prices`` / ``baseline_prices`` are None when unknown: that amount is then
+    None (never $0). A hit on Spendgate's own cache costs only its overhead.
+    """
+    if cache_status in CACHE_HITS:
+        cost: int | None = overhead_cost
+    else:
+        cost = None if prices is None else cost_micro(usage, prices) + overhead_cost
+    baseline = None if baseline_prices is None else cost_micro(baseline_usage, baseline_prices)
+    savings = None if cost is None or baseline is None else baseline - cost
+    return RowCosts(cost=cost, baseline_cost=baseline, savings=savings)
 
 
 def expected_costs(row: LedgerRow) -> RowCosts:
@@ -153,15 +179,16 @@ def expected_costs(row: LedgerRow) -> RowCosts:
     Spendgate's own cache ("exact" or "semantic") cost only its overhead: its
     tokens and prices are kept to show what the upstream call would have cost.
     """
-    prices = row.unit_prices if row.price_source != "unknown" else None
-    if row.cache_status in CACHE_HITS:
-        cost: int | None = row.overhead_cost
-    else:
-        cost = None if prices is None else cost_micro(row.usage, prices) + row.overhead_cost
-    baseline_prices = row.baseline_unit_prices if row.baseline_price_source != "unknown" else None
-    baseline = None if baseline_prices is None else cost_micro(row.baseline_usage, baseline_prices)
-    savings = None if cost is None or baseline is None else baseline - cost
-    return RowCosts(cost=cost, baseline_cost=baseline, savings=savings)
+    return costs_from(
+        cache_status=row.cache_status,
+        overhead_cost=row.overhead_cost,
+        usage=row.usage,
+        prices=row.unit_prices if row.price_source != "unknown" else None,
+        baseline_usage=row.baseline_usage,
+        baseline_prices=(
+            row.baseline_unit_prices if row.baseline_price_source != "unknown" else None
+        ),
+    )
 
 
 def with_costs(row: LedgerRow) -> LedgerRow:
