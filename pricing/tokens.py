@@ -29,7 +29,7 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -159,15 +159,18 @@ class TokenCounter:
         self._failures: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    def warm(self) -> Mapping[str, str]:
-        """Load every known encoding not yet loaded; returns name -> "loaded" or the reason not.
+    def warm(self, encodings: Iterable[str] | None = None) -> Mapping[str, str]:
+        """Load the named encodings (default: every known one) not yet loaded.
 
-        Safe to call from a thread while other threads count: until an
-        encoding is published here, counts for it are estimates.
+        Returns name -> "loaded" or the reason not. Safe to call from a thread
+        while other threads count: until an encoding is published here, counts
+        for it are estimates. Each loaded encoding holds tens of MiB, so a
+        server loads only those its models use.
         """
+        wanted = set(ENCODINGS if encodings is None else encodings)
         with self._lock:
             for name, spec in ENCODINGS.items():
-                if name in self._encodings:
+                if name in self._encodings or name not in wanted:
                     continue
                 if self._dir is None:
                     self._failures[name] = "no tiktoken directory configured"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,12 +66,52 @@ class AccessLog:
         return line
 
 
+class BatchedLineHandler(logging.Handler):
+    """Writes lines to a stream in batches: one ``write`` per batch, not per request.
+
+    A batch goes out when it holds ``max_lines``, when a line arrives more than
+    ``max_delay_s`` after the last write, and on ``flush`` (the server calls
+    it every couple of seconds, and at shutdown).
+    """
+
+    def __init__(self, stream: Any, *, max_lines: int = 256, max_delay_s: float = 1.0) -> None:
+        super().__init__()
+        self._stream = stream
+        self._lines: list[str] = []
+        self._max_lines = max_lines
+        self._max_delay_s = max_delay_s
+        self._last_write = time.monotonic()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._lines.append(record.getMessage())
+        if len(self._lines) >= self._max_lines or (
+            time.monotonic() - self._last_write > self._max_delay_s
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            lines, self._lines = self._lines, []
+            if lines:
+                self._stream.write("\n".join(lines) + "\n")
+                self._stream.flush()
+            self._last_write = time.monotonic()
+        except (OSError, ValueError):  # a closed or broken stdout must not break requests
+            pass
+        finally:
+            self.release()
+
+
 def configure_access_log(enabled: bool) -> None:
-    """Send access lines, bare, to standard output (the process's log stream)."""
+    """Send access lines, bare and batched, to standard output."""
     logger = logging.getLogger(ACCESS_LOGGER)
     logger.propagate = False
     logger.setLevel(logging.INFO if enabled else logging.WARNING)
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
+        logger.addHandler(BatchedLineHandler(sys.stdout))
+
+
+def flush_access_log() -> None:
+    for handler in logging.getLogger(ACCESS_LOGGER).handlers:
+        handler.flush()

@@ -67,6 +67,15 @@ class Accountant:
         name = entry.name if entry else model_name
         return self._catalog.quote(name, prompt_tokens=prompt_tokens)
 
+    def encodings_in_use(self) -> set[str]:
+        """The tokenizers of the configured models (and of the default estimate)."""
+        names = {DEFAULT_ENCODING}
+        for target in self._models.targets:
+            entry = self.entry_for(target.model.name)
+            if entry is not None:
+                names.add(entry.encoding)
+        return names
+
     def baseline_model(self, ex: Exchange) -> str | None:
         if ex.requested_model and ex.requested_model != AUTO_MODEL:
             return ex.requested_model

@@ -17,6 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from proxy.errors import MethodNotAllowedError, NotFoundError, RequestError, SpendgateError
 from proxy.openapi import extend_openapi
@@ -24,6 +25,24 @@ from proxy.render import error_response
 from proxy.runtime import build_runtime
 from proxy.settings import Settings
 from proxy.upstream import TransportFactory
+
+CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
+
+
+class SpendgateApp(FastAPI):
+    """FastAPI, with the chat hot path dispatched before its middleware stack.
+
+    The chat handler renders its own errors and never raises, so the error,
+    exception and exit-stack middlewares would only add per-request cost.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in CHAT_PATHS:
+            scope["app"] = self
+            response = await self.state.runtime.chat(Request(scope, receive, send))
+            await response(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings, *, transport_factory: TransportFactory | None = None) -> FastAPI:
@@ -40,7 +59,7 @@ def create_app(settings: Settings, *, transport_factory: TransportFactory | None
             refresher.cancel()
             await runtime.aclose()
 
-    app = FastAPI(
+    app = SpendgateApp(
         title="Spendgate",
         version="0.1.0",
         lifespan=lifespan,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -121,6 +122,8 @@ class Router:
             deadline_s=routing.deadline_s,
         )
         self._tasks: set[asyncio.Task[None]] = set()
+        self._has_budgets = bool(budgets)
+        self._rng = random.Random()
 
     @property
     def breakers(self) -> BreakerRegistry:
@@ -221,6 +224,8 @@ class Router:
 
     async def _reserve(self, ex: Exchange) -> None:
         assert ex.target is not None
+        if not self._has_budgets:
+            return
         if ex.estimated_prompt_tokens is None:
             ex.estimated_prompt_tokens, _ = self._accountant.prompt_tokens(ex, ex.target.model.name)
         candidate = self._candidates[ex.target.model.name]
@@ -256,7 +261,7 @@ class Router:
         policy = replace(self._policy, deadline_s=max(0.0, deadline - time.perf_counter()))
         try:
             result, records = await run_with_fallbacks(
-                plan, call, policy=policy, breakers=self._breakers
+                plan, call, policy=policy, breakers=self._breakers, rng=self._rng
             )
         except Exception as exc:
             ex.attempts = attempts_of(exc)

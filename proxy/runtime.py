@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from proxy.access_log import flush_access_log
 from proxy.assembly import Stages, build_stages
 from proxy.auth import Authenticator
 from proxy.chat import ChatHandler
@@ -52,6 +53,7 @@ class Runtime:
         """Keep this worker's gauges fresh: with ``--workers N`` a scrape reaches one worker."""
         while True:
             await asyncio.sleep(every_s)
+            flush_access_log()
             try:
                 await self.refresh_gauges()
             except Exception:  # a gauge is observability: never let it end the loop
@@ -72,6 +74,7 @@ class Runtime:
 
     async def aclose(self) -> None:
         self.metrics.process_exiting()
+        flush_access_log()
         for closer in reversed(self.closers):
             try:
                 await closer()

@@ -95,7 +95,13 @@ def _default_transport(name: TransportName) -> TransportFactory:
 
 
 class UpstreamClients:
-    """The pooled clients, one per configured provider."""
+    """One pooled transport per configured provider.
+
+    Requests go straight to the transport (``handle_async_request``): the
+    ``httpx.AsyncClient`` layers above it (URL merging, cookie jars, redirects,
+    auth flows, event hooks) do nothing a proxy needs, and on one core they
+    cost more than the transport itself. URLs are parsed once per endpoint.
+    """
 
     def __init__(
         self,
@@ -106,27 +112,38 @@ class UpstreamClients:
     ) -> None:
         """``timeouts`` maps provider name -> (connect_s, read_s, max_connections)."""
         factory = transport_factory or _default_transport(transport)
-        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._transports: dict[str, httpx.AsyncBaseTransport] = {}
+        self._timeouts: dict[str, dict[str, float]] = {}
+        self._urls: dict[str, httpx.URL] = {}
         for name, (connect_s, read_s, max_connections) in timeouts.items():
             limits = httpx.Limits(
                 max_connections=max_connections,
                 max_keepalive_connections=max_connections,
                 keepalive_expiry=DEFAULT_KEEPALIVE_S,
             )
-            self._clients[name] = httpx.AsyncClient(
-                transport=factory(limits),
-                timeout=httpx.Timeout(read_s, connect=connect_s),
-                trust_env=False,
-            )
+            self._transports[name] = factory(limits)
+            self._timeouts[name] = {
+                "connect": connect_s, "read": read_s, "write": read_s, "pool": connect_s,
+            }  # fmt: skip
 
-    def client(self, provider: str) -> httpx.AsyncClient:
-        return self._clients[provider]
+    def _request(self, provider: str, request: UpstreamRequest) -> httpx.Request:
+        url = self._urls.get(request.url)
+        if url is None:
+            url = self._urls[request.url] = httpx.URL(request.url)
+        return httpx.Request(
+            request.method,
+            url,
+            headers=request.headers,
+            content=request.content,
+            extensions={"timeout": self._timeouts[provider]},
+        )
 
     async def send(self, provider: str, request: UpstreamRequest) -> httpx.Response:
         """Send and read the whole answer."""
-        client = self._clients[provider]
         async with upstream_errors(provider):
-            response = await client.send(self._build(client, request))
+            response = await self._transports[provider].handle_async_request(
+                self._request(provider, request)
+            )
             try:
                 await response.aread()
             finally:
@@ -135,16 +152,11 @@ class UpstreamClients:
 
     async def open_stream(self, provider: str, request: UpstreamRequest) -> httpx.Response:
         """Send and return once the headers are in; the caller reads and closes it."""
-        client = self._clients[provider]
         async with upstream_errors(provider):
-            return await client.send(self._build(client, request), stream=True)
-
-    @staticmethod
-    def _build(client: httpx.AsyncClient, request: UpstreamRequest) -> httpx.Request:
-        return client.build_request(
-            request.method, request.url, headers=request.headers, content=request.content
-        )
+            return await self._transports[provider].handle_async_request(
+                self._request(provider, request)
+            )
 
     async def aclose(self) -> None:
-        for client in self._clients.values():
-            await client.aclose()
+        for transport in self._transports.values():
+            await transport.aclose()

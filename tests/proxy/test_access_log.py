@@ -52,3 +52,24 @@ async def test_log_content_adds_the_messages(caplog: pytest.LogCaptureFixture) -
         )
     (line,) = [json.loads(r.getMessage()) for r in caplog.records if r.name == ACCESS_LOGGER]
     assert line["messages"] == [{"role": "user", "content": "visible"}]
+
+
+def test_batched_handler_writes_whole_lines_in_batches() -> None:
+    import io
+
+    from proxy.access_log import BatchedLineHandler
+
+    stream = io.StringIO()
+    handler = BatchedLineHandler(stream, max_lines=3, max_delay_s=3600)
+    logger = logging.getLogger("test.batched")
+    logger.propagate = False
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        for i in range(4):
+            logger.info('{"n":%d}', i)
+        assert stream.getvalue() == '{"n":0}\n{"n":1}\n{"n":2}\n'  # the fourth waits for a flush
+        handler.flush()
+        assert stream.getvalue().splitlines() == ['{"n":0}', '{"n":1}', '{"n":2}', '{"n":3}']
+    finally:
+        logger.removeHandler(handler)
