@@ -7,8 +7,10 @@
 Rows are bulk-loaded straight into the ledger table (no hash chain: the
 dashboard never reads it) of a throw-away SQLite file or a throw-away
 PostgreSQL schema, both removed afterwards. They span the 30 days before the
-run over 3 tenants, 40 agents, 25 workflows of 8 steps and 6 models. Each
-panel query and each page render is timed for the 24h and 30d periods; the
+run over 3 tenants, 40 agents, 25 workflows of 8 steps and 6 models; the
+rollup is then rebuilt from them (the load bypasses ``write_batch``, which
+maintains it). Each panel query and each page render is timed for the 1h,
+24h, 7d and 30d periods and a custom window whose edges fall mid-hour; the
 best of ``--repeat`` runs is reported.
 """
 
@@ -32,7 +34,9 @@ from typing import Any
 
 from pricing.ledger.analytics import ensure_indexes, error_counts, group_stats, route_counts
 from pricing.ledger.analytics import timeseries as series
+from pricing.ledger.row import LedgerRow
 from pricing.ledger.schema import ROWS_TABLE, ts_to_us
+from pricing.ledger.sql_store import SqlLedgerStore
 from pricing.ledger.sqlite_store import SqliteLedgerStore
 from pricing.ledger.store import LedgerStore
 from pricing.ledger.summary import summary
@@ -157,10 +161,18 @@ def best_ms(fn: Callable[[], object], repeat: int) -> float:
 def measure(
     backend: str, store: LedgerStore, rows: int, *, now: datetime, repeat: int
 ) -> list[Timing]:
-    """Time every panel query and page render for the 24h and 30d periods."""
+    """Time every panel query and page render for each period, and appends."""
     out: list[Timing] = []
-    for period in ("24h", "30d"):
-        win = window_for(period, now=now)
+    custom = (
+        now - timedelta(days=19, hours=7, minutes=13, seconds=5),
+        now - timedelta(minutes=161),
+    )
+    for period in ("1h", "24h", "7d", "30d", "custom"):
+        if period == "custom":
+            iso = [t.isoformat().replace("+00:00", "Z") for t in custom]
+            win = window_for(period, now=now, start=iso[0], end=iso[1])
+        else:
+            win = window_for(period, now=now)
         ctx = PageContext(store=store, window=win, fee_rate=FEE_RATE, budgets=())
         cases: dict[str, Callable[[], object]] = {
             "query summary totals": partial(
@@ -192,6 +204,37 @@ def measure(
             out.append(Timing(backend, rows, period, what, round(ms, 1)))
             print(f"{backend:<11} {rows:>9} {period:>4}  {what:<30} {ms:9.1f} ms", flush=True)
     return out
+
+
+def measure_writes(
+    backend: str, store: LedgerStore, rows: int, *, now: datetime, batches: int = 40
+) -> Timing:
+    """Mean time of one 50-row ``write_batch`` (rows, chain and rollup) on the loaded ledger."""
+    began = time.perf_counter()
+    for b in range(batches):
+        store.write_batch(
+            [
+                LedgerRow(
+                    request_id=f"bench-write-{b}-{i}",
+                    ts=now - timedelta(seconds=b, microseconds=i),
+                    tenant=f"bench-writer-{i % 3}",
+                    agent=f"agent-{i % 40}",
+                    workflow=f"workflow-{i % 25}",
+                    step=f"step-{i % 8}",
+                    requested_model=MODELS[i % 6],
+                    served_model=MODELS[(i * 7) % 6],
+                    cost=100,
+                    baseline_cost=300,
+                    savings=200,
+                    upstream_ms=400 + i,
+                    proxy_ms=3,
+                )
+                for i in range(50)
+            ]
+        )
+    ms = (time.perf_counter() - began) * 1000 / batches
+    print(f"{backend:<11} {rows:>9}  write_batch of 50 rows {ms:9.1f} ms", flush=True)
+    return Timing(backend, rows, "-", "write_batch of 50 rows", round(ms, 1))
 
 
 def run_backend(backend: str, rows: int, *, pg_url: str, repeat: int) -> list[Timing]:
@@ -226,12 +269,17 @@ def _indexed_run(
 ) -> list[Timing]:
     print(f"{backend}: loaded {rows} rows in {time.perf_counter() - began:.1f} s", flush=True)
     try:
+        rebuilt = time.perf_counter()
+        assert isinstance(store, SqlLedgerStore)
+        store.rebuild_rollups()
+        print(f"{backend}: rollup rebuilt in {time.perf_counter() - rebuilt:.1f} s", flush=True)
         indexed = time.perf_counter()
         ensure_indexes(store)
         if after_index is not None:
             after_index()
         print(f"{backend}: indexes ready in {time.perf_counter() - indexed:.1f} s", flush=True)
-        return measure(backend, store, rows, now=now, repeat=repeat)
+        timings = measure(backend, store, rows, now=now, repeat=repeat)
+        return [*timings, measure_writes(backend, store, rows, now=now)]
     finally:
         store.close()
 

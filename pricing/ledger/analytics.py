@@ -1,22 +1,26 @@
-"""Aggregates behind the dashboard, computed in SQL on SQLite and PostgreSQL.
+"""Aggregates behind the dashboard, read from the ledger's rollup on SQLite and PostgreSQL.
 
 Every function takes a store and a [start, end) window and returns frozen
-values. Money follows the summary's convention: cost, baseline and savings
-sum only priced rows (``savings IS NOT NULL``), so the panels add up to the
-summary's totals. Latency is ``COALESCE(upstream_ms, 0) + proxy_ms``;
-percentiles are nearest-rank (the smallest value with at least p% of the
-group at or below it), computed exactly in SQL from a per-group histogram of
-integer milliseconds, which both engines evaluate with the same window
-functions.
+values. Whole hours and days come from the rollup (:mod:`pricing.ledger.rollup`),
+the partial hours at the window's edges from raw rows, so every count and
+sum is exact for any bounds. Money follows the summary's convention: cost,
+baseline and savings sum only priced rows (``savings IS NOT NULL``), so the
+panels add up to the summary's totals. Latency is
+``COALESCE(upstream_ms, 0) + proxy_ms``; p50 and p95 are nearest-rank over
+the rollup's fixed latency buckets (exact below 100 ms, then 5% wide) and
+report the lower edge of the bucket holding that rank.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from pricing.ledger import rollup
+from pricing.ledger.rollup import Plan
 from pricing.ledger.schema import ROWS_TABLE, ts_to_us
 from pricing.ledger.sql_store import SqlLedgerStore
 from pricing.ledger.store import LedgerStore
@@ -24,42 +28,24 @@ from pricing.ledger.store import LedgerStore
 GroupColumn = Literal["agent", "workflow", "step", "served_model"]
 GROUP_COLUMNS: frozenset[str] = frozenset({"agent", "workflow", "step", "served_model"})
 
-LATENCY_SQL = "(COALESCE(upstream_ms, 0) + proxy_ms)"
 _PRICED = "savings IS NOT NULL"
-
-# Covering indexes: each panel reads its rows from one index alone, never from
-# the wide table rows, in the order its GROUP BY needs (so neither engine
-# sorts a million rows). Tag values are capped at 128 characters upstream, so
-# entries stay far below engine limits.
-_MEASURES = (
-    "ts, tenant, prompt_tokens, completion_tokens, cost, savings, error_type, "
-    "upstream_ms, proxy_ms, requested_model, served_model"
+# One covering index on ts: the raw rows at a window's edges (and the
+# timeseries' sub-hour buckets) are read from it alone.
+_SPAN_INDEX = (
+    "ts, tenant, cache_status, cost, baseline_cost, savings, agent, workflow, step, "
+    "served_model, requested_model, error_type, upstream_ms, proxy_ms, prompt_tokens, "
+    "completion_tokens"
 )
-_INDEXES: dict[str, str] = {
-    "dash_span": (
-        "ts, tenant, cache_status, cost, baseline_cost, savings, agent, workflow, step, "
-        "served_model, requested_model, error_type, upstream_ms, proxy_ms, prompt_tokens, "
-        "completion_tokens"
-    ),
-    "dash_tenant": "tenant, ts, cost, baseline_cost, savings",
-    "dash_agent": f"agent, {LATENCY_SQL}, {_MEASURES}",
-    "dash_workflow": f"workflow, {LATENCY_SQL}, {_MEASURES}",
-    "dash_step": f"workflow, step, {LATENCY_SQL}, {_MEASURES}",
-    "dash_model": f"served_model, {LATENCY_SQL}, {_MEASURES}",
-    "dash_route": "served_model, requested_model, error_type, ts, tenant",
-}
-_SPAN = "dash_span"
-# SQLite (without STAT4) cannot tell a wide window from a narrow one, so the
-# index is chosen here: a window covering more than this share of the
-# ledger's time span is read by scanning a group-ordered index whole (no
-# sort); a narrower one by its ts range.
-_WIDE_WINDOW = 0.25
-_GROUPINGS = {
-    "dash_agent": "agent",
-    "dash_workflow": "workflow",
-    "dash_step": "workflow, step",
-    "dash_model": "served_model",
-}
+# Built by earlier versions for full-window scans; now the rollup answers those.
+_OBSOLETE_INDEXES = (
+    "dash_tenant",
+    "dash_agent",
+    "dash_workflow",
+    "dash_step",
+    "dash_model",
+    "dash_route",
+)
+_COUNT = rollup.COUNTERS.index
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,38 +127,15 @@ def _run(store: LedgerStore, sql: str, params: Sequence[Any]) -> list[Any]:
 
 
 def ensure_indexes(store: LedgerStore) -> None:
-    """Create the dashboard's covering indexes unless they exist (idempotent, blocking).
+    """Create the dashboard's covering ts index unless it exists (idempotent, blocking).
 
-    On PostgreSQL, also multi-column statistics on each (group, latency) pair:
-    without them the planner guesses far too few groups and prefers a full
-    table scan with a spilling hash aggregate over the ordered index. When
-    anything was created the table is analysed, so both planners know the new
-    indexes. On a large ledger that first call takes as long as the builds.
+    When it was created the table is analysed, so both planners know it. On
+    a large ledger that first call takes as long as the build. The
+    group-ordered indexes earlier versions built for full scans are dropped:
+    the rollup answers those, and each index slows every append.
     """
+    name = f"{ROWS_TABLE}_dash_span_idx"
     postgres = _sql_store(store).ph == "%s"
-    existing = _existing_indexes(store, postgres=postgres)
-    missing = [name for name in _INDEXES if f"{ROWS_TABLE}_{name}_idx" not in existing]
-    for name in missing:
-        _run(
-            store,
-            f"CREATE INDEX IF NOT EXISTS {ROWS_TABLE}_{name}_idx ON {ROWS_TABLE} "
-            f"({_INDEXES[name]})",
-            [],
-        )
-    if postgres:
-        for name in missing:
-            if name in _GROUPINGS:
-                _run(
-                    store,
-                    f"CREATE STATISTICS IF NOT EXISTS {ROWS_TABLE}_{name}_stat (ndistinct) "
-                    f"ON {_GROUPINGS[name]}, {LATENCY_SQL} FROM {ROWS_TABLE}",
-                    [],
-                )
-    if missing:
-        _run(store, f"ANALYZE {ROWS_TABLE}", [])
-
-
-def _existing_indexes(store: LedgerStore, *, postgres: bool) -> set[str]:
     if postgres:
         sql = (
             "SELECT indexname FROM pg_indexes "
@@ -180,64 +143,71 @@ def _existing_indexes(store: LedgerStore, *, postgres: bool) -> set[str]:
         )
     else:
         sql = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = {p}"
-    return {str(r[0]) for r in _run(store, sql, [ROWS_TABLE])}
+    existing = {str(r[0]) for r in _run(store, sql, [ROWS_TABLE])}
+    for old in _OBSOLETE_INDEXES:
+        if f"{ROWS_TABLE}_{old}_idx" in existing:
+            _run(store, f"DROP INDEX IF EXISTS {ROWS_TABLE}_{old}_idx", [])
+            if postgres:
+                _run(store, f"DROP STATISTICS IF EXISTS {ROWS_TABLE}_{old}_stat", [])
+    if name not in existing:
+        _run(store, f"CREATE INDEX IF NOT EXISTS {name} ON {ROWS_TABLE} ({_SPAN_INDEX})", [])
+        _run(store, f"ANALYZE {ROWS_TABLE}", [])
 
 
-def _where(
-    start: datetime, end: datetime, tenant: str | None, extra: dict[str, str] | None = None
-) -> tuple[str, list[Any]]:
-    return _where_us(ts_to_us(start), ts_to_us(end), tenant, extra)
+class _Sums:
+    """One group's counters and dense latency histogram while a window is read."""
+
+    __slots__ = ("counts", "dense")
+
+    def __init__(self, counts: list[int], dense: list[int]) -> None:
+        self.counts = counts
+        self.dense = dense
+
+    def add(self, counts: Sequence[int]) -> None:
+        self.counts[:] = map(operator.add, self.counts, counts)
 
 
-def _where_us(
-    start_us: int, end_us: int, tenant: str | None, extra: dict[str, str] | None = None
-) -> tuple[str, list[Any]]:
-    clause, params = _filters(tenant, extra)
-    return "ts >= {p} AND ts < {p}" + clause, [start_us, end_us, *params]
-
-
-def _filters(tenant: str | None, extra: dict[str, str] | None) -> tuple[str, list[Any]]:
-    """`` AND column = value`` for each equality filter, and their parameters."""
-    clause, params = "", []
-    filters = dict(extra or {})
-    if tenant is not None:
-        filters["tenant"] = tenant
-    for column, value in sorted(filters.items()):
-        if column not in GROUP_COLUMNS and column != "tenant":
-            raise ValueError(f"cannot filter on {column!r}")
-        clause += f" AND {column} = {{p}}"
-        params.append(value)
-    return clause, params
-
-
-def _source(store: LedgerStore, grouped: str | None, *, window: tuple[int, int]) -> str:
-    """The FROM clause: on SQLite, pinned to the index that reads the window fastest.
-
-    The window's share of the ledger is estimated from its share of the
-    ledger's time span (two index probes, no counting). PostgreSQL's planner
-    makes this choice itself from its statistics.
-    """
+def _cells(
+    store: LedgerStore,
+    kind: str,
+    plan: Plan,
+    *,
+    tenant: str | None,
+    k1: str | None = None,
+    workflow: str | None = None,
+) -> dict[tuple[str, str], _Sums]:
+    """The window's (k1, k2) cells of ``kind``: rollup and raw edges summed."""
     sql_store = _sql_store(store)
-    if sql_store.ph == "%s":
-        return ROWS_TABLE
-    existing = _existing_indexes(store, postgres=False)
-    span = f"{ROWS_TABLE}_{_SPAN}_idx"
-    if span not in existing:
-        return ROWS_TABLE
-    target = f"{ROWS_TABLE}_{grouped}_idx"
-    if grouped is None or target not in existing:
-        return f"{ROWS_TABLE} INDEXED BY {span}"
-    # Two subqueries: SQLite answers a lone MIN or MAX from the index, not a pair.
-    ((first, last),) = _run(
-        store,
-        f"SELECT (SELECT MIN(ts) FROM {ROWS_TABLE}), (SELECT MAX(ts) FROM {ROWS_TABLE})",
-        [],
-    )
-    if first is None:
-        return f"{ROWS_TABLE} INDEXED BY {span}"
-    overlap = min(window[1], int(last) + 1) - max(window[0], int(first))
-    wide = overlap > (int(last) + 1 - int(first)) * _WIDE_WINDOW
-    return f"{ROWS_TABLE} INDEXED BY {target if wide else span}"
+    run, ph = sql_store._query, sql_store.ph
+    out: dict[tuple[str, str], _Sums] = {}
+    buckets = len(rollup.LATENCY_BOUNDS)
+
+    def cell(a: str, b: str) -> _Sums:
+        found = out.get((a, b))
+        if found is None:
+            found = out[(a, b)] = _Sums([0] * len(rollup.COUNTERS), [0] * buckets)
+        return found
+
+    for _, _, a, b, counts, hist in rollup.read_cells(
+        run, ph, kind=kind, spans=plan.rollup, tenant=tenant, k1=k1
+    ):
+        sums = cell(a, b)
+        sums.add(counts)
+        rollup.add_hist(sums.dense, hist)
+    raw = rollup.read_raw(run, ph, spans=plan.raw, tenant=tenant, workflow=workflow)
+    for (_, _, _, _, a, b), tally in rollup.fold(
+        raw, slots=lambda _ts: (("", 0),), kinds=frozenset({kind})
+    ).items():
+        if k1 is None or a == k1:
+            sums = cell(a, b)
+            sums.add(tally.counts)
+            for i, n in tally.hist.items():
+                sums.dense[i] += n
+    return out
+
+
+def _window_plan(start: datetime, end: datetime) -> Plan:
+    return rollup.plan(ts_to_us(start), ts_to_us(end))
 
 
 def timeseries(
@@ -251,20 +221,69 @@ def timeseries(
     """Spend, baseline, savings and cache hits per bucket of ``width``, gaps as zeros.
 
     Buckets are aligned on ``start``; the last one may be cut short by ``end``.
+    The whole hours inside a bucket come from the rollup, the rest from rows.
     """
     width_us = int(width // timedelta(microseconds=1))
     if width_us <= 0:
         raise ValueError("bucket width must be positive")
     start_us, end_us = ts_to_us(start), ts_to_us(end)
     count = -(-(end_us - start_us) // width_us)
-    # One range aggregate per bucket, glued with UNION ALL: each reads its own
-    # slice of the ts index in order, where a GROUP BY on a computed bucket
-    # would sort every row of the window.
-    source = _source(store, None, window=(start_us, end_us))
-    parts, params = [], []
+    sums = [[0] * 6 for _ in range(count)]
+    hours: dict[int, tuple[int, int]] = {}
+    raw: list[tuple[int, int, int]] = []
     for i in range(count):
         lo, hi = start_us + i * width_us, min(start_us + (i + 1) * width_us, end_us)
-        where, args = _where_us(lo, hi, tenant)
+        covered = rollup.plan(lo, hi)
+        if covered.rollup:
+            hours[i] = (covered.rollup[0][1], covered.rollup[-1][2])
+        raw.extend((i, a, b) for a, b in covered.raw)
+    if hours:
+        _hourly_buckets(store, sums, hours, start_us, width_us, tenant)
+    for i, *values in _raw_buckets(store, raw, tenant):
+        for j, v in enumerate(values):
+            sums[int(i)][j] += int(v)
+    return [Bucket(start + i * width, *sums[i]) for i in range(count)]
+
+
+_SERIES = tuple(
+    _COUNT(c)
+    for c in ("requests", "cost", "baseline_cost", "savings", "exact_hits", "semantic_hits")
+)
+
+
+def _hourly_buckets(
+    store: LedgerStore,
+    sums: list[list[int]],
+    hours: dict[int, tuple[int, int]],
+    start_us: int,
+    width_us: int,
+    tenant: str | None,
+) -> None:
+    """Add each bucket's whole hours, read from the hourly rollup in one query."""
+    sql_store = _sql_store(store)
+    lo, hi = min(a for a, _ in hours.values()), max(b for _, b in hours.values())
+    for _, hour, _, _, counts, _ in rollup.read_cells(
+        sql_store._query, sql_store.ph, kind="total", spans=[("h", lo, hi)], tenant=tenant
+    ):
+        i = (hour - start_us) // width_us
+        # An hour straddling two buckets is read from rows by both instead.
+        if i in hours and hours[i][0] <= hour < hours[i][1]:
+            for j, c in enumerate(_SERIES):
+                sums[i][j] += counts[c]
+
+
+def _raw_buckets(
+    store: LedgerStore, pieces: Sequence[tuple[int, int, int]], tenant: str | None
+) -> list[Any]:
+    """(bucket index, six sums) of the rows in each (index, from, to) piece."""
+    parts: list[str] = []
+    params: list[Any] = []
+    for i, lo, hi in pieces:
+        where = "ts >= {p} AND ts < {p}" + ("" if tenant is None else " AND tenant = {p}")
+        params.extend([lo, hi] if tenant is None else [lo, hi, tenant])
+        # One range aggregate per piece, glued with UNION ALL: each reads its
+        # own slice of the ts index, where a GROUP BY on a computed bucket
+        # would sort every row.
         parts.append(
             f"SELECT {i}, COUNT(*), "
             f"COALESCE(SUM(CASE WHEN {_PRICED} THEN cost END), 0), "
@@ -272,23 +291,9 @@ def timeseries(
             "COALESCE(SUM(savings), 0), "
             "COALESCE(SUM(CASE WHEN cache_status = 'exact' THEN 1 ELSE 0 END), 0), "
             "COALESCE(SUM(CASE WHEN cache_status = 'semantic' THEN 1 ELSE 0 END), 0) "
-            f"FROM {source} WHERE {where}"
+            f"FROM {ROWS_TABLE} WHERE {where}"
         )
-        params.extend(args)
-    rows = _run(store, " UNION ALL ".join(parts), params) if parts else []
-    found = {int(r[0]): r for r in rows}
-    return [
-        Bucket(
-            start=start + i * width,
-            requests=int(found[i][1]),
-            cost=int(found[i][2]),
-            baseline_cost=int(found[i][3]),
-            savings=int(found[i][4]),
-            exact_hits=int(found[i][5]),
-            semantic_hits=int(found[i][6]),
-        )
-        for i in range(count)
-    ]
+    return _run(store, " UNION ALL ".join(parts), params) if parts else []
 
 
 def group_stats(
@@ -304,49 +309,48 @@ def group_stats(
 
     ``workflow`` restricts the rows to one workflow (for its per-step view).
     Ordered by cost, then requests, descending. ``rerouted`` counts rows
-    served by another model than the one requested.
+    served by another model than the one requested. Restricting an agent or
+    model view to one workflow has no rollup and reads the window's rows.
     """
     if by not in GROUP_COLUMNS:
         raise ValueError(f"cannot group by {by!r}")
-    extra = None if workflow is None else {"workflow": workflow}
-    where, params = _where(start, end, tenant, extra)
-    keys = f"workflow, {by}" if workflow is not None and by != "workflow" else by
-    ordered = {"agent": "dash_agent", "workflow": "dash_workflow", "served_model": "dash_model"}
-    index = "dash_step" if by == "step" and workflow is not None else ordered.get(by)
-    window = (ts_to_us(start), ts_to_us(end))
-    source = _source(store, index, window=window)
-    # A histogram per (key, latency), read in index order; exact nearest-rank
-    # percentiles follow from its running counts.
-    sql = (
-        f"SELECT {by}, {LATENCY_SQL}, COUNT(*), SUM(prompt_tokens + completion_tokens), "
-        f"SUM(CASE WHEN {_PRICED} THEN cost END), SUM(savings), COUNT(error_type), "
-        "SUM(CASE WHEN served_model <> requested_model THEN 1 ELSE 0 END), "
-        "SUM(upstream_ms), SUM(proxy_ms) "
-        f"FROM {source} WHERE {where} GROUP BY {keys}, {LATENCY_SQL} "
-        f"ORDER BY {keys}, {LATENCY_SQL}"
-    )
-    grouped: dict[str | None, list[tuple[int, ...]]] = {}
-    for k, *values in _run(store, sql, params):
-        grouped.setdefault(k, []).append(tuple(int(v or 0) for v in values))
-    out = [_fold(k, sorted(hist)) for k, hist in grouped.items()]
+    plan = _window_plan(start, end)
+    k1 = None if workflow is None else rollup.tag(workflow)
+    kind: str = by
+    if workflow is not None and by in ("agent", "served_model"):
+        # No rollup cell holds (workflow, agent) or (workflow, model): read rows.
+        plan = Plan((), plan.raw if not plan.rollup else ((ts_to_us(start), ts_to_us(end)),))
+        k1 = None
+    cells = _cells(store, kind, plan, tenant=tenant, k1=k1, workflow=workflow)
+    grouped: dict[str | None, _Sums] = {}
+    for (a, b), sums in cells.items():
+        name = rollup.untag(b if by == "step" else a)
+        group = grouped.get(name)
+        if group is None:
+            grouped[name] = sums
+        else:
+            group.add(sums.counts)
+            group.dense[:] = map(operator.add, group.dense, sums.dense)
+    out = [_stats(k, s) for k, s in grouped.items()]
     out.sort(key=lambda g: (-g.cost, -g.requests, g.key is None, g.key or ""))
     return out
 
 
-def _fold(key: str | None, hist: list[tuple[int, ...]]) -> GroupStats:
-    """One group's stats from its (latency, count, sums...) rows in latency order."""
-    sums = [sum(col) for col in zip(*hist, strict=True)]
-    n = sums[1]
+def _stats(key: str | None, sums: _Sums) -> GroupStats:
+    c = sums.counts
+    n = c[_COUNT("requests")]
+    bounds = rollup.LATENCY_BOUNDS
+    hist = [(bounds[i], count) for i, count in enumerate(sums.dense) if count]
     return GroupStats(
         key=key,
         requests=n,
-        tokens=sums[2],
-        cost=sums[3],
-        savings=sums[4],
-        errors=sums[5],
-        rerouted=sums[6],
-        upstream_ms_sum=sums[7],
-        proxy_ms_sum=sums[8],
+        tokens=c[_COUNT("tokens")],
+        cost=c[_COUNT("cost")],
+        savings=c[_COUNT("savings")],
+        errors=c[_COUNT("errors")],
+        rerouted=c[_COUNT("rerouted")],
+        upstream_ms_sum=c[_COUNT("upstream_ms")],
+        proxy_ms_sum=c[_COUNT("proxy_ms")],
         p50_ms=nearest_rank(hist, n, 50),
         p95_ms=nearest_rank(hist, n, 95),
     )
@@ -376,14 +380,11 @@ def error_counts(
     """Failed requests per value of ``by`` and error type, most frequent first."""
     if by not in GROUP_COLUMNS:
         raise ValueError(f"cannot group by {by!r}")
-    where, params = _where(start, end, tenant)
-    index = "dash_route" if by == "served_model" else None
-    source = _source(store, index, window=(ts_to_us(start), ts_to_us(end)))
-    sql = (
-        f"SELECT {by}, error_type, COUNT(*) FROM {source} "
-        f"WHERE {where} AND error_type IS NOT NULL GROUP BY {by}, error_type"
-    )
-    out = [ErrorCount(key=k, error_type=e, requests=int(n)) for k, e, n in _run(store, sql, params)]
+    cells = _cells(store, f"error:{by}", _window_plan(start, end), tenant=tenant)
+    out = [
+        ErrorCount(key=rollup.untag(a), error_type=b, requests=t.counts[0])
+        for (a, b), t in cells.items()
+    ]
     out.sort(key=lambda e: (-e.requests, e.key or "", e.error_type))
     return out
 
@@ -392,15 +393,11 @@ def route_counts(
     store: LedgerStore, *, start: datetime, end: datetime, tenant: str | None = None
 ) -> list[RouteCount]:
     """Requests per (requested model, served model) pair, most frequent first."""
-    where, params = _where(start, end, tenant)
-    source = _source(store, "dash_route", window=(ts_to_us(start), ts_to_us(end)))
-    sql = (
-        f"SELECT requested_model, served_model, COUNT(*) FROM {source} "
-        f"WHERE {where} GROUP BY served_model, requested_model"
-    )
-    out = [
-        RouteCount(requested=r or "", served=s or "", requests=int(n))
-        for r, s, n in _run(store, sql, params)
-    ]
+    cells = _cells(store, "route", _window_plan(start, end), tenant=tenant)
+    merged: dict[tuple[str, str], int] = {}
+    for (a, b), t in cells.items():
+        pair = (rollup.untag(a) or "", rollup.untag(b) or "")
+        merged[pair] = merged.get(pair, 0) + t.counts[0]
+    out = [RouteCount(requested=r, served=s, requests=n) for (r, s), n in merged.items()]
     out.sort(key=lambda c: (-c.requests, c.requested, c.served))
     return out

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import psycopg
 
+from pricing.ledger import rollup
 from pricing.ledger.schema import HEADS_TABLE, ddl
 from pricing.ledger.sql_store import SqlLedgerStore, ledger_error
 
@@ -37,8 +38,14 @@ class PostgresLedgerStore(SqlLedgerStore):
         try:
             with self._connect() as conn:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", [_SCHEMA_LOCK_KEY])
-                for statement in ddl():
+                found = conn.execute("SELECT to_regclass(%s)", [rollup.ROLLUP_TABLE]).fetchone()
+                for statement in [*ddl(), *rollup.ddl(sqlite=False)]:
                     conn.execute(statement)
+                if found is None or found[0] is None:
+                    # A ledger written before the rollup existed: summarise its rows once.
+                    with conn.cursor() as cur:
+                        self._begin_exclusive(cur)
+                        rollup.rebuild(cur, self.ph)
         except (psycopg.Error, OSError) as exc:
             raise ledger_error("create the schema", exc) from exc
 
@@ -58,6 +65,14 @@ class PostgresLedgerStore(SqlLedgerStore):
             [tenants],
         )
         cur.fetchall()
+
+    def _begin_exclusive(self, cur: Any) -> None:
+        # Every writer takes a lock on this table first (see _begin_write), so
+        # holding EXCLUSIVE waits for writers in flight and holds off new ones.
+        cur.execute(f"LOCK TABLE {HEADS_TABLE} IN EXCLUSIVE MODE")
+
+    def _begin_snapshot(self, cur: Any) -> None:
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
     @contextmanager
     def _streaming(self) -> Iterator[psycopg.ServerCursor[Any]]:

@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager, closing, suppress
 from datetime import datetime
 from typing import Any, ClassVar
 
+from pricing.ledger import rollup
 from pricing.ledger.chain import ChainHead, link
 from pricing.ledger.row import LedgerRow
 from pricing.ledger.schema import (
@@ -58,6 +59,14 @@ class SqlLedgerStore(ABC):
     @abstractmethod
     def _begin_write(self, cur: Any, tenants: list[str]) -> None:
         """Start the write transaction and serialise on the given tenants."""
+
+    @abstractmethod
+    def _begin_exclusive(self, cur: Any) -> None:
+        """Start a transaction that waits for, then holds off, every writer."""
+
+    @abstractmethod
+    def _begin_snapshot(self, cur: Any) -> None:
+        """Start a read-only transaction whose statements all see one snapshot."""
 
     @abstractmethod
     def _streaming(self) -> AbstractContextManager[Any]:
@@ -108,6 +117,7 @@ class SqlLedgerStore(ABC):
             return 0
         linked, new_heads = link(fresh, self._heads(cur, tenants))
         cur.executemany(insert_sql(self.ph), [encode(r) for r in linked])
+        rollup.apply(cur, self.ph, linked)
         p = self.ph
         cur.executemany(
             f"INSERT INTO {HEADS_TABLE} (tenant, seq, row_hash) VALUES ({p}, {p}, {p}) "
@@ -115,6 +125,72 @@ class SqlLedgerStore(ABC):
             [(h.tenant, h.seq, h.row_hash) for h in new_heads.values()],
         )
         return len(fresh)
+
+    def rebuild_rollups(self) -> int:
+        """Recompute the rollup from every row, excluding writers meanwhile (blocking).
+
+        Needed only after rows were loaded around :meth:`write_batch` (bulk
+        loads, restores); returns the number of rows read.
+        """
+        with self._lock:
+            try:
+                if self._conn is None:
+                    self._conn = self._connect()
+                with closing(self._conn.cursor()) as cur:
+                    self._begin_exclusive(cur)
+                    read = rollup.rebuild(cur, self.ph)
+                self._conn.commit()
+                return read
+            except self._caught as exc:
+                self._drop_connection()
+                raise ledger_error("rebuild the rollup", exc) from exc
+
+    def rollup_discrepancies(self) -> list[str]:
+        """Rollup cells that differ from the sums of their rows; empty when exact (blocking).
+
+        Reads rows and rollup in one snapshot, a day at a time, without
+        holding off writers. Each entry names one cell.
+        """
+        out: list[str] = []
+        try:
+            conn = self._connect()
+            try:
+                with closing(conn.cursor()) as cur:
+                    self._begin_snapshot(cur)
+                    checked = 0
+                    for day, _, expected in rollup.day_tallies(cur, self.ph):
+                        stored = self._stored_cells(cur, day)
+                        checked += len(stored)
+                        for key in sorted(expected.keys() | stored.keys()):
+                            tally = expected.get(key)
+                            found = stored.get(key)
+                            want = None if tally is None else (tally.counts, tally.hist)
+                            if want != found:
+                                out.append(f"rollup cell {key}: expected {want}, found {found}")
+                    cur.execute(f"SELECT COUNT(*) FROM {rollup.ROLLUP_TABLE}")
+                    extra = int(cur.fetchone()[0]) - checked
+                    if extra:
+                        out.append(f"{extra} rollup cells lie outside the rows' days")
+                conn.rollback()
+            finally:
+                conn.close()
+        except self._caught as exc:
+            raise ledger_error("check the rollup", exc) from exc
+        return out
+
+    def _stored_cells(self, cur: Any, day: int) -> dict[rollup.Key, tuple[list[int], Any]]:
+        def run(sql: str, params: Sequence[Any]) -> list[Any]:
+            cur.execute(sql, params)
+            return list(cur.fetchall())
+
+        out: dict[rollup.Key, tuple[list[int], Any]] = {}
+        for kind in rollup.KINDS:
+            for grain, lo, hi in (("h", day, day + rollup.DAY_US), ("d", day, day + 1)):
+                for t, bucket, a, b, counts, hist in rollup.read_cells(
+                    run, self.ph, kind=kind, spans=[(grain, lo, hi)]
+                ):
+                    out[(kind, grain, bucket, t, a, b)] = (counts, rollup.decode_hist(hist))
+        return out
 
     def _heads(self, cur: Any, tenants: list[str]) -> dict[str, ChainHead]:
         clause, params = self._in("tenant", tenants)
@@ -186,35 +262,54 @@ class SqlLedgerStore(ABC):
     def totals(
         self, *, start: datetime, end: datetime, tenant: str | None = None
     ) -> list[TenantTotals]:
-        """See :meth:`LedgerStore.totals`."""
-        p = self.ph
-        params: list[Any] = [ts_to_us(start), ts_to_us(end)]
-        where = f"ts >= {p} AND ts < {p}"
-        if tenant is not None:
-            where += f" AND tenant = {p}"
-            params.append(tenant)
-        priced = "savings IS NOT NULL"
-        sql = (
-            f"SELECT tenant, COUNT(*), COALESCE(SUM(CASE WHEN {priced} THEN 1 ELSE 0 END), 0), "
-            f"COALESCE(SUM(CASE WHEN {priced} THEN cost END), 0), "
-            f"COALESCE(SUM(CASE WHEN {priced} THEN baseline_cost END), 0), "
-            f"COALESCE(SUM(savings), 0) FROM {ROWS_TABLE} WHERE {where} "
-            "GROUP BY tenant ORDER BY tenant"
-        )
-        out = []
-        for t, n, n_priced, cost, baseline, savings in self._query(sql, params):
-            out.append(
-                TenantTotals(
-                    tenant=t,
-                    requests=int(n),
-                    priced_requests=int(n_priced),
-                    unpriced_requests=int(n) - int(n_priced),
-                    cost=int(cost),
-                    baseline_cost=int(baseline),
-                    savings=int(savings),
-                )
+        """See :meth:`LedgerStore.totals`: whole hours from the rollup, edges from rows."""
+        plan = rollup.plan(ts_to_us(start), ts_to_us(end))
+        sums: dict[str, list[int]] = {}
+        for t, _, _, _, counts, _ in rollup.read_cells(
+            self._query, self.ph, kind="total", spans=plan.rollup, tenant=tenant
+        ):
+            acc = sums.setdefault(t, [0] * 5)
+            for i in range(5):
+                acc[i] += counts[i]
+        for t, *counts in self._raw_totals(plan.raw, tenant):
+            acc = sums.setdefault(t, [0] * 5)
+            for i in range(5):
+                acc[i] += int(counts[i])
+        return [
+            TenantTotals(
+                tenant=t,
+                requests=n,
+                priced_requests=n_priced,
+                unpriced_requests=n - n_priced,
+                cost=cost,
+                baseline_cost=baseline,
+                savings=savings,
             )
-        return out
+            for t, (n, n_priced, cost, baseline, savings) in sorted(sums.items())
+        ]
+
+    def _raw_totals(self, spans: Sequence[tuple[int, int]], tenant: str | None) -> list[Any]:
+        """Per-tenant (requests, priced, cost, baseline, savings) of the rows in ``spans``."""
+        if not spans:
+            return []
+        p = self.ph
+        priced = "savings IS NOT NULL"
+        parts: list[str] = []
+        params: list[Any] = []
+        for lo, hi in spans:
+            where = f"ts >= {p} AND ts < {p}"
+            params.extend([lo, hi])
+            if tenant is not None:
+                where += f" AND tenant = {p}"
+                params.append(tenant)
+            parts.append(
+                f"SELECT tenant, COUNT(*), "
+                f"COALESCE(SUM(CASE WHEN {priced} THEN 1 ELSE 0 END), 0), "
+                f"COALESCE(SUM(CASE WHEN {priced} THEN cost END), 0), "
+                f"COALESCE(SUM(CASE WHEN {priced} THEN baseline_cost END), 0), "
+                f"COALESCE(SUM(savings), 0) FROM {ROWS_TABLE} WHERE {where} GROUP BY tenant"
+            )
+        return self._query(" UNION ALL ".join(parts), params)
 
     def count(self, *, tenant: str | None = None) -> int:
         """Number of rows (of ``tenant``)."""

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pricing.ledger import rollup
 from pricing.ledger.schema import ddl
 from pricing.ledger.sql_store import SqlLedgerStore, ledger_error
 
@@ -48,8 +49,15 @@ class SqliteLedgerStore(SqlLedgerStore):
                     # WAL lets exports and audits read while the writer appends.
                     conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("BEGIN IMMEDIATE")
-                for statement in ddl():
+                fresh = not conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                    [rollup.ROLLUP_TABLE],
+                ).fetchone()
+                for statement in [*ddl(), *rollup.ddl(sqlite=True)]:
                     conn.execute(statement)
+                if fresh:
+                    # A ledger written before the rollup existed: summarise its rows once.
+                    rollup.rebuild(conn.cursor(), self.ph)
                 conn.commit()
             finally:
                 conn.close()
@@ -72,6 +80,13 @@ class SqliteLedgerStore(SqlLedgerStore):
         # IMMEDIATE takes the database write lock up front: every writer, in
         # any process, is serialised, which serialises each tenant's chain.
         cur.execute("BEGIN IMMEDIATE")
+
+    def _begin_exclusive(self, cur: Any) -> None:
+        cur.execute("BEGIN IMMEDIATE")
+
+    def _begin_snapshot(self, cur: Any) -> None:
+        # In WAL mode a read transaction sees one snapshot from its first read.
+        cur.execute("BEGIN")
 
     @contextmanager
     def _streaming(self) -> Iterator[sqlite3.Cursor]:

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
 
+from pricing.cost import fee_micro, format_micro
 from pricing.ledger.chain import iso_z
 from pricing.ledger.export import csv_lines
-from pricing.cost import fee_micro, format_micro
 from pricing.ledger.store import LedgerStore
 
 Period = Literal["month", "all"]

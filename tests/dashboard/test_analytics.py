@@ -18,6 +18,8 @@ from pricing.ledger.analytics import (
     route_counts,
     timeseries,
 )
+from pricing.ledger.schema import ROWS_TABLE
+from pricing.ledger.sql_store import SqlLedgerStore
 from tests.dashboard.ledger_rows import END, HOUR, SPECS, T0, make_row, sample_rows
 
 
@@ -92,6 +94,23 @@ def test_percentiles_are_nearest_rank(store: LedgerStore) -> None:
     assert (stats.requests, stats.p50_ms, stats.p95_ms) == (20, 10, 19)
 
 
+def test_percentiles_above_100ms_report_the_lower_edge_of_a_5_percent_bucket(
+    store: LedgerStore,
+) -> None:
+    spec = SPECS[0]
+    latencies = [957, 1003, 1004, 1004]
+    store.write_batch(
+        [
+            make_row(i, spec, request_id=f"q-{i}", upstream_ms=latency, proxy_ms=0)
+            for i, latency in enumerate(latencies)
+        ]
+    )
+    (stats,) = group_stats(store, start=T0, end=END, by="agent")
+    # Buckets near 1 s: [957, 1003] then [1004, 1053]; the ranks are 2 and 4.
+    assert (stats.requests, stats.p50_ms, stats.p95_ms) == (4, 957, 1004)
+    assert stats.upstream_ms_sum == sum(latencies)
+
+
 def test_errors_and_routes(filled: LedgerStore) -> None:
     assert error_counts(filled, start=T0, end=END, by="served_model") == [
         ErrorCount("gpt-4o", "upstream_error", 1),
@@ -110,6 +129,19 @@ def test_ensure_indexes_is_idempotent(filled: LedgerStore) -> None:
     assert group_stats(filled, start=T0, end=END, by="served_model") == before
     # gpt-4o-mini cost 100 + 0 + 7, gpt-4o 0 + 50 (plus one unpriced row).
     assert [(s.key, s.cost) for s in before] == [("gpt-4o-mini", 107), ("gpt-4o", 50)]
+
+
+def test_ensure_indexes_drops_the_old_group_indexes(filled: LedgerStore) -> None:
+    assert isinstance(filled, SqlLedgerStore)
+    filled._query(f"CREATE INDEX {ROWS_TABLE}_dash_agent_idx ON {ROWS_TABLE} (agent, ts)")
+    ensure_indexes(filled)
+    if filled.ph == "?":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'index'"
+    else:
+        sql = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+    names = {r[0] for r in filled._query(sql)}
+    assert f"{ROWS_TABLE}_dash_span_idx" in names
+    assert f"{ROWS_TABLE}_dash_agent_idx" not in names
 
 
 def test_nearest_rank_and_bad_inputs(filled: LedgerStore) -> None:
@@ -132,8 +164,8 @@ def test_nearest_rank_and_bad_inputs(filled: LedgerStore) -> None:
 
 
 def test_every_index_path_gives_the_same_answer(store: LedgerStore) -> None:
-    # Without the dashboard's indexes the engine picks its own plan; with them,
-    # a wide window scans group-ordered indexes and a narrow one the ts range.
+    # With or without the covering ts index, and for windows read wholly from
+    # rows or partly from the rollup, the answers agree.
     store.write_batch(sample_rows())
     windows = [(T0, END), (T0, T0 + HOUR), (T0 + 3 * HOUR, END)]
 
