@@ -158,6 +158,7 @@ class TokenCounter:
         self._encodings: dict[str, tiktoken.Encoding] = {}
         self._failures: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._requested: set[str] = set()
 
     def warm(self, encodings: Iterable[str] | None = None) -> Mapping[str, str]:
         """Load the named encodings (default: every known one) not yet loaded.
@@ -169,6 +170,7 @@ class TokenCounter:
         """
         wanted = set(ENCODINGS if encodings is None else encodings)
         with self._lock:
+            self._requested.update(wanted)
             for name, spec in ENCODINGS.items():
                 if name in self._encodings or name not in wanted:
                     continue
@@ -185,6 +187,21 @@ class TokenCounter:
                 self._encodings[name] = encoding
             return self.status()
 
+    def _load_later(self, encoding: str) -> None:
+        """Start loading an encoding in the background the first time it is wanted.
+
+        The request that wanted it is not held up: it gets an estimate.
+        """
+        if self._dir is None or encoding not in ENCODINGS or encoding in self._requested:
+            return
+        with self._lock:
+            if encoding in self._requested:
+                return
+            self._requested.add(encoding)
+        threading.Thread(
+            target=self.warm, args=((encoding,),), name=f"tiktoken-{encoding}", daemon=True
+        ).start()
+
     def status(self) -> Mapping[str, str]:
         """Per encoding: "loaded", the reason it could not be, or "not loaded"."""
         return {
@@ -195,6 +212,7 @@ class TokenCounter:
     def _counter(self, encoding: str) -> tuple[Callable[[str], int], TokenSource]:
         loaded = self._encodings.get(encoding)
         if loaded is None:
+            self._load_later(encoding)
             return estimate_text_tokens, "estimated"
         return (lambda text: len(loaded.encode_ordinary(text))), "tiktoken"
 

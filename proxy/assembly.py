@@ -85,6 +85,22 @@ def build_catalog(settings: Settings) -> Catalog:
     return catalog.with_prices(prices) if prices else catalog
 
 
+def counts_from_the_start(settings: Settings) -> bool:
+    """Whether prompts are counted on most requests (downgrade routing, budgets).
+
+    Only then are the tokenizers loaded at start-up: each holds tens of MiB.
+    Otherwise one loads, in the background, the first time a count is wanted
+    (a request for ``auto``, a baseline on another model), and that request
+    gets an estimate.
+    """
+    config = settings.config
+    modes = {config.routing.mode}
+    modes |= {t.routing_mode for t in config.tenants.values() if t.routing_mode}
+    if config.auth is not None:
+        modes |= {k.routing_mode for k in config.auth.keys if k.routing_mode}
+    return "downgrade" in modes or bool(config.budgets)
+
+
 def redis_client(url: str, *, timeout_s: float) -> Redis:
     """A client that fails fast: no retries eating the lookup's time budget."""
     client: Redis = Redis.from_url(

@@ -103,10 +103,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
     store = _open_ledger(args)
     try:
         report = audit(store, tenant=args.tenant)
+        rollups = store.rollup_discrepancies() if hasattr(store, "rollup_discrepancies") else []
     finally:
         store.close()
     print(format_audit(report))
-    return 0 if report.ok else 1
+    for line in rollups:
+        print(f"rollup: {line}")
+    return 0 if report.ok and not rollups else 1
 
 
 def cmd_route(args: argparse.Namespace) -> int:

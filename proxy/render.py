@@ -22,6 +22,8 @@ def money_text(micro: int | None) -> str:
 
 def _header_safe(value: str) -> str:
     # Header values come partly from config and upstreams: never let a CR/LF through.
+    if value.isprintable():
+        return value[:512]
     return "".join(ch for ch in value if ch.isprintable())[:512]
 
 

@@ -170,8 +170,8 @@ def _group_columns(heading: str, total_cost: int) -> list[Column[GroupStats]]:
         Column("share", "Share of cost", lambda g: percent(share(g)), share),
         Column("savings", "Savings", lambda g: usd(g.savings), lambda g: g.savings),
         Column("errors", "Error rate", lambda g: percent(g.error_rate), lambda g: g.error_rate),
-        Column("p50", "p50 latency", lambda g: ms(g.p50_ms), lambda g: g.p50_ms),
-        Column("p95", "p95 latency", lambda g: ms(g.p95_ms), lambda g: g.p95_ms),
+        Column("p50", "p50 latency (≈)", lambda g: ms(g.p50_ms), lambda g: g.p50_ms),
+        Column("p95", "p95 latency (≈)", lambda g: ms(g.p95_ms), lambda g: g.p95_ms),
     ]
 
 
