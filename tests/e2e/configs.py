@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.harness import SIM_KEY, Simulator
+from tests.e2e.harness import SIM_KEY
+from tests.support.servers import Simulator
 
 
 def simulator_config(sim: Simulator, workdir: Path, **sections: Any) -> dict[str, Any]:

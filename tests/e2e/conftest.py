@@ -8,14 +8,8 @@ import openai
 import pytest
 
 from tests.e2e.configs import PROXY_KEY, PROXY_TENANT, main_config, simulator_config
-from tests.e2e.harness import (
-    SIM_KEY,
-    Proxy,
-    Simulator,
-    await_proxy,
-    launch_proxy,
-    start_simulator,
-)
+from tests.e2e.harness import SIM_HOLD_S, SIM_KEY, Proxy
+from tests.support.servers import ProxyLaunch, Simulator, start_simulator
 
 
 @pytest.fixture
@@ -25,7 +19,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="session")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
-    simulator = start_simulator(tmp_path_factory.mktemp("simulator"))
+    simulator = start_simulator(tmp_path_factory.mktemp("simulator"), hold_s=SIM_HOLD_S)
     try:
         yield simulator
     finally:
@@ -41,19 +35,17 @@ def proxies(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         sim, keyed_dir, auth={"keys": [{"key": PROXY_KEY, "tenant": PROXY_TENANT}]}
     )
     launches = [
-        launch_proxy(main_config(sim, main_dir), main_dir, name="proxy"),
-        launch_proxy(keyed_config, keyed_dir, name="keyed-proxy"),
+        ProxyLaunch(main_config(sim, main_dir), main_dir, kind=Proxy, name="proxy"),
+        ProxyLaunch(keyed_config, keyed_dir, kind=Proxy, name="keyed-proxy"),
     ]
     started: dict[str, Proxy] = {}
     try:
         for launch in launches:
-            started[launch.name] = await_proxy(launch)
+            started[launch.name] = launch.wait()
         yield started
     finally:
         for launch in launches:
-            launch.process.stop()
-        for server in started.values():
-            server.process.stop()  # a restarted one is a different process
+            launch.stop()  # the child it started last, whether or not it came up
 
 
 @pytest.fixture(scope="session")

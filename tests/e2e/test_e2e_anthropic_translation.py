@@ -18,13 +18,12 @@ from tests.e2e.harness import (
     CLAUDE_MODEL,
     CLAUDE_UPSTREAM,
     SIM_KEY,
-    Simulator,
     anthropic_message,
     error_message,
     keyless_http_client,
     unique,
-    upstream_calls,
 )
+from tests.support.servers import Simulator
 
 pytestmark = pytest.mark.e2e
 
@@ -111,7 +110,7 @@ def test_n_above_one_is_rejected_naming_the_parameter(
 
     assert caught.value.status_code == 400
     assert caught.value.param == "n"
-    assert upstream_calls(fresh_sim, UPSTREAM) == 0  # refused before any upstream call
+    assert fresh_sim.calls(UPSTREAM) == 0  # refused before any upstream call
 
 
 def test_anthropic_overloaded_529_is_502_after_retries(
@@ -127,7 +126,7 @@ def test_anthropic_overloaded_529_is_502_after_retries(
 
     assert caught.value.status_code == 502
     assert error_message(caught.value) == "anthropic: Overloaded"
-    assert upstream_calls(fresh_sim, "claude-faults") == MAX_ATTEMPTS
+    assert fresh_sim.calls("claude-faults") == MAX_ATTEMPTS
 
 
 def test_anthropic_overloaded_stream_is_502_before_any_byte(
@@ -144,7 +143,7 @@ def test_anthropic_overloaded_stream_is_502_before_any_byte(
 
     assert caught.value.status_code == 502
     assert error_message(caught.value) == "anthropic: Overloaded"
-    assert upstream_calls(fresh_sim, "claude-faults") == MAX_ATTEMPTS
+    assert fresh_sim.calls("claude-faults") == MAX_ATTEMPTS
 
 
 def test_an_overloaded_answer_is_retried_to_success(
@@ -158,7 +157,7 @@ def test_an_overloaded_answer_is_retried_to_success(
     )
 
     assert completion.choices[0].message.content
-    assert upstream_calls(fresh_sim, "claude-faults") == MAX_ATTEMPTS
+    assert fresh_sim.calls("claude-faults") == MAX_ATTEMPTS
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -179,7 +178,7 @@ def test_a_rejected_provider_key_is_a_502_naming_the_provider(
     assert caught.value.status_code == 502
     assert "anthropic-nokey" in error_message(caught.value)
     assert caught.value.code == "upstream_auth_failed"
-    assert upstream_calls(fresh_sim, "claude-nokey") == 1
+    assert fresh_sim.calls("claude-nokey") == 1
 
 
 def test_the_simulator_speaks_errors_the_anthropic_sdk_parses(

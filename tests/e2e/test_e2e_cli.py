@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import child_env, free_port, healthy, spawn, wait_until
+from tests.support.processes import (
+    child_env,
+    free_port,
+    healthy,
+    python_module,
+    spawn,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -123,10 +130,10 @@ def test_serve_without_config_or_keys_starts_and_names_the_missing_providers(
     port = free_port()
     process = spawn(
         "bare-serve",
-        ["-m", "proxy.cli", "serve", "--port", str(port)],
+        python_module("proxy.cli", "serve", "--port", str(port)),
         workdir=tmp_path / "logs",
         cwd=tmp_path,
-        env=child_env(drop=("OPENAI_API_KEY", "ANTHROPIC_API_KEY")),
+        env=child_env(),  # no provider keys: the proxy must name them missing
     )
     try:
         wait_until(process, lambda: healthy(f"http://127.0.0.1:{port}"))

@@ -16,13 +16,12 @@ import pytest
 from tests.e2e.configs import MAX_ATTEMPTS, PROXY_KEY, PROXY_TENANT
 from tests.e2e.harness import (
     Proxy,
-    Simulator,
     error_message,
     keyless_http_client,
     sse_data,
     unique,
-    upstream_calls,
 )
+from tests.support.servers import Simulator
 
 pytestmark = pytest.mark.e2e
 
@@ -108,7 +107,7 @@ def test_upstream_500_is_502_naming_the_provider(
     assert caught.value.status_code == 502
     assert error_message(caught.value).startswith("openai: ")
     assert caught.value.type == "upstream_error"
-    assert upstream_calls(fresh_sim, "gpt-faults") == MAX_ATTEMPTS  # retried, then gave up
+    assert fresh_sim.calls("gpt-faults") == MAX_ATTEMPTS  # retried, then gave up
 
 
 def test_a_retry_recovers_from_one_upstream_500(
@@ -119,7 +118,7 @@ def test_a_retry_recovers_from_one_upstream_500(
     completion = client.chat.completions.create(model="gpt-faults", messages=ask("retry me"))
 
     assert completion.choices[0].message.content
-    assert upstream_calls(fresh_sim, "gpt-faults") == 2
+    assert fresh_sim.calls("gpt-faults") == 2
 
 
 def test_upstream_read_timeout_is_504(client: openai.OpenAI, fresh_sim: Simulator) -> None:
@@ -148,7 +147,7 @@ def test_upstream_429_is_passed_through_after_retries(
     assert caught.value.code == "rate_limit_exceeded"
     assert caught.value.response.headers["x-spendgate-provider"] == "openai"
     assert caught.value.response.headers["retry-after"] == "1"
-    assert upstream_calls(fresh_sim, "gpt-faults") == MAX_ATTEMPTS
+    assert fresh_sim.calls("gpt-faults") == MAX_ATTEMPTS
 
 
 @pytest.mark.parametrize(
@@ -212,7 +211,7 @@ def test_broken_upstream_answers_are_502(
     assert caught.value.status_code == 502
     assert caught.value.code == code
     assert error_message(caught.value).startswith(f"{provider}: ")
-    assert upstream_calls(fresh_sim, model) == MAX_ATTEMPTS  # each is worth a retry
+    assert fresh_sim.calls(model) == MAX_ATTEMPTS  # each is worth a retry
 
 
 def test_a_responses_stream_cut_midway_raises_in_the_sdk(

@@ -17,10 +17,10 @@ from tests.e2e.harness import (
     CLAUDE_UPSTREAM,
     OPENAI_MODEL,
     Proxy,
-    Simulator,
     raw_stream,
     unique,
 )
+from tests.support.servers import Simulator
 
 pytestmark = pytest.mark.e2e
 

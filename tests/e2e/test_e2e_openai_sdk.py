@@ -16,11 +16,11 @@ from tests.e2e.harness import (
     CLAUDE_MODEL,
     OPENAI_MODEL,
     Proxy,
-    Simulator,
     direct_text,
     raw_stream,
     unique,
 )
+from tests.support.servers import Simulator
 
 pytestmark = pytest.mark.e2e
 

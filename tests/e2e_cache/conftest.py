@@ -18,14 +18,13 @@ import pytest
 from tests.e2e_cache.harness import (
     MAIN_TTL_S,
     Proxy,
-    Simulator,
     delete_prefix,
     main_prefix,
     proxy_config,
     require_shared_redis,
-    start_proxy,
-    start_simulator,
 )
+from tests.support.processes import child_env
+from tests.support.servers import Simulator, start_proxy, start_simulator
 
 # Tenants c and d share one cache namespace; e has the cache switched off.
 TENANT_KEYS = {"k-a": "a", "k-b": "b", "k-c": "c", "k-d": "d", "k-e": "e"}
@@ -43,8 +42,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="session")
 def child_environment() -> dict[str, str]:
-    """The environment the child processes inherit."""
-    return dict(os.environ)
+    """The environment the child processes run with."""
+    return child_env()
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +62,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def sim(workdir: Path, child_environment: dict[str, str]) -> Iterator[Simulator]:
-    simulator = start_simulator(workdir, child_environment)
+    simulator = start_simulator(workdir, env=child_environment)
     try:
         yield simulator
     finally:
@@ -84,7 +83,7 @@ def proxy(
         "encryption_key": base64.b64encode(os.urandom(32)).decode(),
     }
     config = proxy_config(sim, workdir, cache=cache, tenants=TENANTS, keys=TENANT_KEYS)
-    server = start_proxy(config, workdir, child_environment)
+    server = start_proxy(config, workdir, kind=Proxy, env=child_environment)
     try:
         yield server
     finally:

@@ -23,17 +23,15 @@ from tests.e2e_cache.answers import Answer, of_chunks, of_completion
 from tests.e2e_cache.harness import (
     MODEL,
     Proxy,
-    ProxyLaunch,
-    Simulator,
     delete_prefix,
     keys_under,
     proxy_config,
     require_shared_redis,
     shared_redis_reachable,
-    start_simulator,
     tagged,
 )
-from tests.e2e_cache.processes import established_by_pid
+from tests.support.servers import ProxyLaunch, Simulator, start_simulator
+from tests.support.sockets import established_by_pid
 
 pytestmark = [pytest.mark.e2e]
 
@@ -47,7 +45,7 @@ REDIS_PREFIX = f"test:e2e-cache:{uuid.uuid4().hex}:coalesce:"
 
 @pytest.fixture(scope="module")
 def slow_sim(workdir: Path, child_environment: dict[str, str]) -> Iterator[Simulator]:
-    simulator = start_simulator(workdir, child_environment, delay_ms=UPSTREAM_DELAY_MS)
+    simulator = start_simulator(workdir, env=child_environment, delay_ms=UPSTREAM_DELAY_MS)
     try:
         yield simulator
     finally:
@@ -65,11 +63,13 @@ def proxies(
     """
     with_redis = shared_redis_reachable() is None
     memory = proxy_config(slow_sim, workdir, cache={"backend": "memory"})
-    launches = {"memory": ProxyLaunch(memory, workdir, child_environment)}
+    launches = {"memory": ProxyLaunch(memory, workdir, kind=Proxy, env=child_environment)}
     if with_redis:
         cache = {"backend": "redis", "prefix": REDIS_PREFIX, "lookup_timeout_ms": 500}
         on_redis = proxy_config(slow_sim, workdir, cache=cache)
-        launches["redis"] = ProxyLaunch(on_redis, workdir, child_environment, workers=2)
+        launches["redis"] = ProxyLaunch(
+            on_redis, workdir, kind=Proxy, env=child_environment, workers=2
+        )
     try:
         yield {name: launch.wait() for name, launch in launches.items()}
     finally:

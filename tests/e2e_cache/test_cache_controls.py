@@ -16,7 +16,8 @@ import openai
 import pytest
 
 from tests.e2e_cache.answers import Frames
-from tests.e2e_cache.harness import MODEL, Proxy, Simulator, tagged
+from tests.e2e_cache.harness import MODEL, Proxy, tagged
+from tests.support.servers import Simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 

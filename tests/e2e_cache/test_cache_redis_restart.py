@@ -24,15 +24,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e_cache.harness import (
-    MODEL,
-    Proxy,
-    Simulator,
-    proxy_config,
-    start_proxy,
-    tagged,
-)
-from tests.e2e_cache.processes import RedisServer, free_port
+from tests.e2e_cache.harness import MODEL, Proxy, proxy_config, tagged
+from tests.support.processes import free_port
+from tests.support.redis_server import RedisServer
+from tests.support.servers import Simulator, start_proxy
 
 pytestmark = [pytest.mark.e2e]
 
@@ -153,7 +148,9 @@ def test_requests_survive_redis_absent_then_restarted(
     sim: Simulator, private_redis: RedisServer, workdir: Path, child_environment: dict[str, str]
 ) -> None:
     cache = {"backend": "redis", "redis_url": private_redis.url, "lookup_timeout_ms": 250}
-    proxy = start_proxy(proxy_config(sim, workdir, cache=cache), workdir, child_environment)
+    proxy = start_proxy(
+        proxy_config(sim, workdir, cache=cache), workdir, kind=Proxy, env=child_environment
+    )
     outages = []
     try:
         with Traffic(proxy) as traffic:

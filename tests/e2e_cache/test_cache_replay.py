@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from tests.e2e_cache.answers import Answer, Frames, of_chunks, of_completion
-from tests.e2e_cache.harness import MODEL, Proxy, Simulator, tagged
+from tests.e2e_cache.harness import MODEL, Proxy, tagged
+from tests.support.servers import Simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e_cache.harness import MODEL, Proxy, Simulator, proxy_config, start_proxy
+from tests.e2e_cache.harness import MODEL, Proxy, proxy_config
+from tests.support.servers import Simulator, start_proxy
 
 pytestmark = [
     pytest.mark.e2e,
@@ -26,7 +27,9 @@ def semantic_proxy(
     sim: Simulator, workdir: Path, child_environment: dict[str, str]
 ) -> Iterator[Proxy]:
     cache = {"backend": "memory", "semantic": {"enabled": True, "embedder": "hash"}}
-    server = start_proxy(proxy_config(sim, workdir, cache=cache), workdir, child_environment)
+    server = start_proxy(
+        proxy_config(sim, workdir, cache=cache), workdir, kind=Proxy, env=child_environment
+    )
     try:
         yield server
     finally:

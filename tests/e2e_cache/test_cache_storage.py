@@ -13,15 +13,8 @@ from typing import Any
 import pytest
 import redis
 
-from tests.e2e_cache.harness import (
-    MAIN_TTL_S,
-    MODEL,
-    SHARED_REDIS,
-    Proxy,
-    Simulator,
-    main_prefix,
-    tagged,
-)
+from tests.e2e_cache.harness import MAIN_TTL_S, MODEL, SHARED_REDIS, Proxy, main_prefix, tagged
+from tests.support.servers import Simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e_cache.harness import MODEL, Proxy, Simulator, tagged
+from tests.e2e_cache.harness import MODEL, Proxy, tagged
+from tests.support.servers import Simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 

@@ -7,23 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e_obs.harness import spawn, wait_for
+from tests.e2e_obs.harness import env_with_tmpdir
+from tests.support.servers import start_simulator
 
 
 @pytest.fixture
 def simulator(tmp_path: Path) -> Iterator[str]:
     """``python -m proxy.simulator --port 0``; yields its OpenAI base URL."""
-    child = spawn("simulator", ["-m", "proxy.simulator", "--port", "0"], workdir=tmp_path / "sim")
-    marker = "simulated provider listening on "
-
-    def listening() -> str | None:
-        text = (child.workdir / "simulator.stdout").read_text(errors="replace")
-        for line in text.splitlines():
-            if line.startswith(marker):
-                return line[len(marker) :].strip() + "/v1"
-        return None
-
+    workdir = tmp_path / "sim"
+    sim = start_simulator(workdir, env=env_with_tmpdir(workdir))
     try:
-        yield wait_for(child, listening)
+        yield sim.openai_base_url
     finally:
-        child.stop()
+        sim.process.stop()

@@ -23,7 +23,16 @@ import pytest
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e_obs.harness import SIM_KEY, Child, StartupError, free_port, healthy, spawn, wait_for
+from tests.e2e_obs.harness import SIM_KEY, env_with_tmpdir
+from tests.support.processes import (
+    Process,
+    StartupError,
+    free_port,
+    healthy,
+    python_module,
+    spawn,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -46,16 +55,18 @@ def write_config(workdir: Path, sim_url: str) -> Path:
     return path
 
 
-def start_proxy(workdir: Path, config: Path) -> tuple[Child, str]:
+def start_proxy(workdir: Path, config: Path) -> tuple[Process, str]:
     """``serve --workers 2`` on a free port (retried: a free port can be taken first)."""
     for attempt in range(3):
         port = free_port()
-        args = ["-m", "proxy.cli", "serve", "--config", str(config), "--port", str(port)]
+        args = ["serve", "--config", str(config), "--port", str(port)]
         # A folder per attempt: each holds one run's multiprocess metrics folder.
-        child = spawn("proxy", [*args, "--workers", "2"], workdir=workdir / f"attempt{attempt}")
+        attempt_dir = workdir / f"attempt{attempt}"
+        argv = python_module("proxy.cli", *args, "--workers", "2")
+        child = spawn("proxy", argv, workdir=attempt_dir, env=env_with_tmpdir(attempt_dir))
         base = f"http://127.0.0.1:{port}"
         try:
-            wait_for(child, functools.partial(healthy, base))
+            wait_until(child, functools.partial(healthy, base))
         except StartupError:
             child.stop()
             if attempt == 2:
@@ -145,7 +156,7 @@ def test_two_workers_metrics_add_up_exactly(tmp_path: Path, simulator: str) -> N
         assert cost > 0
     finally:
         proxy.stop()
-    assert proxy.popen.returncode == 0, proxy.output()
+    assert proxy.popen.returncode == 0, proxy.describe()
 
 
 def ledger_cost(path: Path, *, rows: int) -> int:

@@ -15,13 +15,12 @@ import httpx
 import pytest
 
 from tests.e2e_reliability.harness import (
+    DRAIN_TIMEOUT_S,
     PRICE,
-    Proxy,
-    Simulator,
+    SIM_HOLD_S,
     sim_config,
-    start_proxy,
-    start_simulator,
 )
+from tests.support.servers import Proxy, Simulator, start_proxy, start_simulator
 
 pytestmark = pytest.mark.e2e
 
@@ -44,11 +43,11 @@ def fd_limit() -> Iterator[int]:
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
-    simulator = start_simulator(tmp_path_factory.mktemp("sim"))
+    simulator = start_simulator(tmp_path_factory.mktemp("sim"), hold_s=SIM_HOLD_S)
     try:
         yield simulator
     finally:
-        simulator.process.terminate(timeout_s=5)
+        simulator.process.stop(timeout_s=5)
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +60,11 @@ def proxy(
         {"name": SLOW_MODEL, "provider": "openai", "upstream": SLOW_MODEL, "price": PRICE}
     )
     config["cache"] = {"enabled": False}
-    server = start_proxy(config, workdir)
+    server = start_proxy(config, workdir, kind=Proxy, stop_timeout_s=DRAIN_TIMEOUT_S)
     try:
         yield server
     finally:
-        server.process.terminate()
+        server.process.stop()
 
 
 def body(model: str = "gpt-4o", *, stream: bool = False) -> dict[str, object]:

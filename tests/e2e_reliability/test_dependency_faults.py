@@ -16,18 +16,16 @@ import httpx
 import pytest
 
 from tests.e2e_reliability.harness import (
-    Proxy,
-    Simulator,
+    DRAIN_TIMEOUT_S,
+    SIM_HOLD_S,
     TcpForwarder,
     port_open,
     require_service,
-    restart_redis,
     sim_config,
     sqlite_request_ids,
-    start_proxy,
-    start_redis,
-    start_simulator,
 )
+from tests.support.redis_server import RedisServer
+from tests.support.servers import Proxy, Simulator, start_proxy, start_simulator
 
 pytestmark = pytest.mark.e2e
 
@@ -104,11 +102,11 @@ def gauge(text: str, name: str) -> float:
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
-    simulator = start_simulator(tmp_path_factory.mktemp("sim"))
+    simulator = start_simulator(tmp_path_factory.mktemp("sim"), hold_s=SIM_HOLD_S)
     try:
         yield simulator
     finally:
-        simulator.process.terminate(timeout_s=5)
+        simulator.process.stop(timeout_s=5)
 
 
 @pytest.fixture
@@ -140,7 +138,7 @@ def test_postgres_outage_under_load_loses_no_row(
     )
     config = sim_config(sim, url)
     config["ledger"] = {"url": url, "spill_path": str(spill_base)}
-    proxy = start_proxy(config, tmp_path)
+    proxy = start_proxy(config, tmp_path, kind=Proxy, stop_timeout_s=DRAIN_TIMEOUT_S)
     spilled_during_outage = 0.0
     spill_files_seen: list[str] = []
     try:
@@ -165,7 +163,7 @@ def test_postgres_outage_under_load_loses_no_row(
             time.sleep(0.2)
         replayed = gauge(proxy.metrics(), "spendgate_ledger_spill_pending") == 0
     finally:
-        code = proxy.process.terminate()
+        code = proxy.process.stop()
         forwarder.close()
     assert code in (0, -15), proxy.process.describe()
     assert not load.failures, load.failures[:5]
@@ -188,27 +186,28 @@ def test_postgres_outage_under_load_loses_no_row(
 def test_redis_killed_and_restarted_under_load_fails_no_request(
     sim: Simulator, tmp_path: Path
 ) -> None:
-    redis, port = start_redis(tmp_path / "redis")
+    server = RedisServer(tmp_path / "redis")
+    redis, port = server.start(), server.port
     config = sim_config(
         sim,
         f"sqlite:///{tmp_path / 'ledger.db'}",
         cache={"backend": "redis", "redis_url": f"redis://127.0.0.1:{port}/0",
                "prefix": f"rel:{uuid.uuid4().hex}:"},
     )  # fmt: skip
-    proxy = start_proxy(config, tmp_path)
+    proxy = start_proxy(config, tmp_path, kind=Proxy, stop_timeout_s=DRAIN_TIMEOUT_S)
     again = None
     try:
         with Load(proxy) as load:
             load.wait_for(20)
             redis.kill()
             load.wait_for(30)
-            again = restart_redis(tmp_path / "redis", port)
+            again = server.start()  # on the same port
             load.wait_for(30)
     finally:
-        code = proxy.process.terminate()
+        code = proxy.process.stop()
         for process in (redis, again):
             if process is not None:
-                process.terminate(timeout_s=5)
+                process.stop(timeout_s=5)
     assert code in (0, -15), proxy.process.describe()
     assert not load.failures, load.failures[:5]
     stored = Counter(sqlite_request_ids(tmp_path / "ledger.db"))
@@ -226,9 +225,14 @@ def wait_for_arrivals(sim: Simulator, count: int, *, timeout_s: float = 10.0) ->
 
 
 def test_sigterm_lets_in_flight_requests_finish_and_flushes_the_ledger(tmp_path: Path) -> None:
-    slow = start_simulator(tmp_path / "slow-sim", delay_ms=500)
+    slow = start_simulator(tmp_path / "slow-sim", hold_s=SIM_HOLD_S, delay_ms=500)
     ledger = tmp_path / "ledger.db"
-    proxy = start_proxy(sim_config(slow, f"sqlite:///{ledger}"), tmp_path)
+    proxy = start_proxy(
+        sim_config(slow, f"sqlite:///{ledger}"),
+        tmp_path,
+        kind=Proxy,
+        stop_timeout_s=DRAIN_TIMEOUT_S,
+    )
     results: list[Any] = []
     try:
         with ThreadPoolExecutor(max_workers=12) as pool:
@@ -241,12 +245,12 @@ def test_sigterm_lets_in_flight_requests_finish_and_flushes_the_ledger(tmp_path:
             futures = [pool.submit(one, i) for i in range(12)]
             wait_for_arrivals(slow, 12)  # every request is at the upstream, none answered yet
             started = time.monotonic()
-            code = proxy.process.terminate()
+            code = proxy.process.stop()
             stopped_in = time.monotonic() - started
             results = [f.result(timeout=30) for f in futures]
     finally:
         proxy.process.kill()
-        slow.process.terminate(timeout_s=5)
+        slow.process.stop(timeout_s=5)
     assert code in (0, -15), proxy.process.describe()
     assert stopped_in < 30, f"shutdown took {stopped_in:.1f} s"
     assert [status for status, _ in results] == [200] * 12, results

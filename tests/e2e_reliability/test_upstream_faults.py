@@ -14,15 +14,14 @@ import openai
 import pytest
 
 from tests.e2e_reliability.harness import (
+    DRAIN_TIMEOUT_S,
     PRICE,
     SIM_KEY,
-    Simulator,
-    free_port,
     sim_config,
     sqlite_request_ids,
-    start_proxy,
-    start_simulator,
 )
+from tests.support.processes import free_port
+from tests.support.servers import Proxy, Simulator, start_proxy, start_simulator
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +51,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
     try:
         yield simulator
     finally:
-        simulator.process.terminate(timeout_s=5)
+        simulator.process.stop(timeout_s=5)
 
 
 def fault_config(sim: Simulator, ledger: Path) -> dict[str, Any]:
@@ -153,7 +152,9 @@ def test_every_upstream_fault_is_answered_in_time_and_recorded_once(
     sim: Simulator, tmp_path: Path, kind: str
 ) -> None:
     ledger = tmp_path / "ledger.db"
-    proxy = start_proxy(fault_config(sim, ledger), tmp_path)
+    proxy = start_proxy(
+        fault_config(sim, ledger), tmp_path, kind=Proxy, stop_timeout_s=DRAIN_TIMEOUT_S
+    )
     outcomes: list[tuple[str, bool, Outcome]] = []
     try:
         client = openai.OpenAI(
@@ -169,7 +170,7 @@ def test_every_upstream_fault_is_answered_in_time_and_recorded_once(
                 outcomes.append((mode, stream, call(client, model, stream=stream)))
                 sim.reset()
     finally:
-        code = proxy.process.terminate()
+        code = proxy.process.stop()
     assert code in (0, -15), proxy.process.describe()
     report = [
         f"{mode} stream={stream}: {problem}"

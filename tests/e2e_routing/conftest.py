@@ -11,13 +11,8 @@ import pytest
 import redis
 
 from tests.e2e_routing.doubles import StubUpstream, start_stub_upstream
-from tests.e2e_routing.harness import (
-    Launch,
-    Proxy,
-    Simulator,
-    start_proxy,
-    start_simulator,
-)
+from tests.e2e_routing.harness import SIM_HOLD_S, Launch, Proxy
+from tests.support.servers import Simulator, start_proxy, start_simulator
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -26,9 +21,9 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 def sims(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Simulator, Simulator]]:
     """Two simulator processes: providers ``p1`` and ``p2`` in every config here."""
     workdir = tmp_path_factory.mktemp("simulators")
-    first = start_simulator(workdir, "sim1")
+    first = start_simulator(workdir, name="sim1", hold_s=SIM_HOLD_S)
     try:
-        second = start_simulator(workdir, "sim2")
+        second = start_simulator(workdir, name="sim2", hold_s=SIM_HOLD_S)
     except BaseException:
         first.process.stop()
         raise
@@ -61,7 +56,7 @@ def launch(tmp_path: Path) -> Iterator[Launch]:
     started: list[Proxy] = []
 
     def start(config: Mapping[str, Any], *, name: str = "proxy", workers: int = 1) -> Proxy:
-        proxy = start_proxy(config, tmp_path / name, name=name, workers=workers)
+        proxy = start_proxy(config, tmp_path / name, kind=Proxy, name=name, workers=workers)
         started.append(proxy)
         return proxy
 

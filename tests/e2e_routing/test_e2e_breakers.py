@@ -23,13 +23,13 @@ from tests.e2e_routing.harness import (
     SIM_KEY,
     Launch,
     Proxy,
-    Simulator,
     detail,
     gauge,
     least_tier,
     ledger_url,
     tag,
 )
+from tests.support.servers import Simulator
 
 pytestmark = pytest.mark.e2e
 

@@ -28,10 +28,10 @@ from tests.e2e_routing.harness import (
     SIM_KEY,
     Launch,
     Proxy,
-    Simulator,
     ledger_url,
     tag,
 )
+from tests.support.servers import Simulator
 
 pytestmark = pytest.mark.e2e
 

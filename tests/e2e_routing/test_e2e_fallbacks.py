@@ -28,17 +28,16 @@ from tests.e2e_routing.harness import (
     SIM_KEY,
     Launch,
     Proxy,
-    Simulator,
     by_request_id,
     detail,
-    free_port,
     iter_sse_data,
     least_tier,
     ledger_url,
-    start_proxy,
     tag,
     tier_above,
 )
+from tests.support.processes import free_port
+from tests.support.servers import Simulator, start_proxy
 
 pytestmark = pytest.mark.e2e
 
@@ -126,7 +125,7 @@ def _module_proxy(
     **options: Any,
 ) -> Iterator[Proxy]:
     workdir = tmp_path_factory.mktemp(name)
-    proxy = start_proxy(config(layout, *sims, workdir, **options), workdir, name=name)
+    proxy = start_proxy(config(layout, *sims, workdir, **options), workdir, kind=Proxy, name=name)
     try:
         yield proxy
     finally:

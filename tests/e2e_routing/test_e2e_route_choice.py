@@ -20,12 +20,11 @@ from tests.e2e_routing.harness import (
     SIM_KEY,
     Launch,
     Proxy,
-    Simulator,
     least_tier,
     ledger_url,
-    start_proxy,
     tag,
 )
+from tests.support.servers import Simulator, start_proxy
 
 pytestmark = pytest.mark.e2e
 
@@ -82,7 +81,7 @@ def router(
         "cache": {"enabled": False},
         "ledger": {"url": ledger_url(workdir)},
     }
-    proxy = start_proxy(config, workdir, name="route-choice")
+    proxy = start_proxy(config, workdir, kind=Proxy, name="route-choice")
     try:
         yield proxy
     finally:
@@ -239,7 +238,7 @@ def capable(
         "cache": {"enabled": False},
         "ledger": {"url": ledger_url(workdir)},
     }
-    proxy = start_proxy(config, workdir, name="capabilities")
+    proxy = start_proxy(config, workdir, kind=Proxy, name="capabilities")
     try:
         yield proxy
     finally:
