@@ -199,10 +199,16 @@ async def build_stages(
     config = settings.config
     catalog = build_catalog(settings)
     counter = TokenCounter(settings.tiktoken_dir)
-    threading.Thread(target=counter.warm, name="tiktoken-warm", daemon=True).start()
     accountant = Accountant(
         settings, catalog=catalog, counter=counter, models=models, metrics=metrics
     )
+    if counts_from_the_start(settings):
+        threading.Thread(
+            target=counter.warm,
+            args=(accountant.encodings_in_use(),),
+            name="tiktoken-warm",
+            daemon=True,
+        ).start()
     redis = state_redis = None
     if config.cache.backend == "redis":
         redis = redis_client(
