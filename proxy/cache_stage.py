@@ -85,12 +85,14 @@ class CacheStageImpl:
         if self._semantic is None:
             return None
         self._metrics.cache_lookups.labels("semantic").inc()
-        match = await self._semantic.lookup(
+        probe = await self._semantic.probe(
             ex.body, namespace=namespace, model=model, threshold=self._controls.threshold(ex.tenant)
         )
+        ex.overhead_micro += probe.overhead_micro  # the embedding is paid, hit or miss
+        ex.semantic_probe = probe
+        match = probe.match
         if match is None:
             return None
-        ex.overhead_micro += int(match.overhead_micro)
         hit = await self._cache.lookup(
             ex.body, namespace=namespace, model=model, key=match.exact_key
         )
