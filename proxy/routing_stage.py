@@ -111,7 +111,7 @@ class Router:
             [b.model_dump(exclude_none=True, mode="json") for b in config.budgets]
         )
         self._budgets: BudgetLedger = (
-            RedisBudgetLedger(budgets, redis=redis)
+            RedisBudgetLedger(budgets, redis=redis, fail_open=routing.budgets_fail_open)
             if redis is not None
             else MemoryBudgetLedger(budgets)
         )
