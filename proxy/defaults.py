@@ -5,7 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from pricing.catalog import ModelEntry, load_catalog
+from pricing.ledger import load_keys
 from proxy.config import Tier
+from proxy.errors import SpendgateError
 from proxy.settings import Settings
 
 # A provider enabled by its environment key alone gets the catalog's chat
@@ -52,5 +54,11 @@ def config_warnings(settings: Settings) -> list[str]:
 
 
 def has_proxy_keys(settings: Settings) -> bool:
+    """Keys in the config, or created with ``spendgate keys create`` (in the ledger)."""
     auth = settings.config.auth
-    return bool(auth and auth.keys)
+    if auth and auth.keys:
+        return True
+    try:
+        return bool(load_keys(settings.config.ledger.url))
+    except SpendgateError:
+        return False
