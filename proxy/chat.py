@@ -123,6 +123,8 @@ class ChatHandler:
         )
 
     def _from_cache(self, ex: Exchange, completion: dict[str, Any]) -> Response:
+        if ex.target is None:  # "auto": the answer names the model that produced it
+            ex.target = self._router.target_for(str(completion.get("model") or ""))
         ex.usage = usage_from_openai(completion.get("usage"))
         self._accounting.charge(ex)
         self._accounting.record(ex)

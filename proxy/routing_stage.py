@@ -136,6 +136,12 @@ class Router:
             return
         ex.target = self._models.resolve(ex.requested_model)
 
+    def target_for(self, model: str) -> Target | None:
+        target = self._models.get(model)
+        if target is not None:
+            return target
+        return next((t for t in self._models.targets if t.model.upstream_name == model), None)
+
     def _mode(self, ex: Exchange) -> RoutingMode:
         principal = ex.principal
         if principal is not None and principal.routing_mode:

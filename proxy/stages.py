@@ -41,6 +41,10 @@ class RouterStage(Protocol):
         """Choose ``ex.target`` and ``ex.fallbacks``; enforce budgets before the call."""
         ...
 
+    def target_for(self, model: str) -> Target | None:
+        """The configured target whose name or upstream name is ``model``."""
+        ...
+
     async def run(self, ex: Exchange, attempt: Callable[[Target], Awaitable[T]]) -> T:
         """Call ``attempt`` on the plan's targets with retries and fallbacks."""
         ...

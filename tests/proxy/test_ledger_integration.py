@@ -131,3 +131,22 @@ async def test_keys_created_by_the_cli_authenticate(tmp_path: Path) -> None:
         assert row.key_id == key_id
     finally:
         store.close()
+
+
+async def test_a_cached_answer_to_auto_names_and_prices_its_model(tmp_path: Path) -> None:
+    recorder = Recorder(httpx.Response(200, json=completion(model="gpt-4o-mini")))
+    body = {"model": "auto", "messages": [{"role": "user", "content": "hi there"}]}
+    async with proxy_client(recorder, ledger_settings(tmp_path)) as client:
+        first = await client.post(
+            "/v1/chat/completions", json=body, headers={"authorization": "Bearer team-a-key"}
+        )
+        again = await client.post(
+            "/v1/chat/completions", json=body, headers={"authorization": "Bearer team-a-key"}
+        )
+    assert (
+        first.headers["x-spendgate-cache"] == "miss"
+        and again.headers["x-spendgate-cache"] == "exact"
+    )
+    assert again.headers["x-spendgate-model"] == "gpt-4o-mini"
+    assert again.headers["x-spendgate-cost-usd"] == "0.000000"
+    assert again.headers["x-spendgate-savings-usd"] != "unknown"

@@ -21,7 +21,12 @@ ANTHROPIC_ANSWER = {
     "content": [{"type": "text", "text": "Bonjour"}],
     "stop_reason": "end_turn",
     "stop_sequence": None,
-    "usage": {"input_tokens": 20, "output_tokens": 3, "cache_read_input_tokens": 10, "cache_creation_input_tokens": 0},
+    "usage": {
+        "input_tokens": 20,
+        "output_tokens": 3,
+        "cache_read_input_tokens": 10,
+        "cache_creation_input_tokens": 0,
+    },
 }
 
 
@@ -33,18 +38,31 @@ async def test_each_model_reaches_its_provider_with_its_own_key() -> None:
     anthropic_route = router.post("https://api.anthropic.test/v1/messages").mock(
         return_value=httpx.Response(200, json=ANTHROPIC_ANSWER)
     )
-    app = create_app(make_settings(), transport_factory=lambda limits: httpx.MockTransport(router.handler))
+    app = create_app(
+        make_settings(), transport_factory=lambda limits: httpx.MockTransport(router.handler)
+    )
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hi"}]
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://proxy") as client:
-            gpt = await client.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": messages})
-            claude = await client.post("/v1/chat/completions", json={"model": "claude-sonnet", "messages": messages, "max_tokens": 50})
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://proxy") as client,
+    ):
+        gpt = await client.post(
+            "/v1/chat/completions", json={"model": "gpt-4o", "messages": messages}
+        )
+        claude = await client.post(
+            "/v1/chat/completions",
+            json={"model": "claude-sonnet", "messages": messages, "max_tokens": 50},
+        )
 
     assert openai_route.call_count == 1 and anthropic_route.call_count == 1
     assert openai_route.calls.last.request.headers["authorization"] == "Bearer sk-upstream-secret"
     sent = anthropic_route.calls.last.request
     assert sent.headers["x-api-key"] == "sk-ant-secret" and "authorization" not in sent.headers
-    assert json.loads(sent.content)["system"] in ("Be brief.", [{"type": "text", "text": "Be brief."}])
+    assert json.loads(sent.content)["system"] in (
+        "Be brief.",
+        [{"type": "text", "text": "Be brief."}],
+    )
     assert json.loads(sent.content)["model"] == "claude-sonnet-4-5"
     assert gpt.json()["choices"][0]["message"]["content"] == "Hello"
     answer = claude.json()

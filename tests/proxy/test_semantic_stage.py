@@ -11,16 +11,25 @@ pytestmark = pytest.mark.anyio
 
 
 def _ask(text: str) -> dict[str, object]:
-    return {"model": "gpt-4o", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}]}
+    return {
+        "model": "gpt-4o",
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}],
+    }
 
 
 async def test_paraphrase_hits_and_a_different_number_misses() -> None:
     settings = make_settings(cache={"semantic": {"enabled": True}})
     recorder = Recorder(httpx.Response(200, json=completion("Paris.")))
     async with proxy_client(recorder, settings) as client:
-        first = await client.post("/v1/chat/completions", json=_ask("What is the capital of France?"))
-        near = await client.post("/v1/chat/completions", json=_ask("what is the capital of  France"))
-        other = await client.post("/v1/chat/completions", json=_ask("What is the capital of Germany?"))
+        first = await client.post(
+            "/v1/chat/completions", json=_ask("What is the capital of France?")
+        )
+        near = await client.post(
+            "/v1/chat/completions", json=_ask("what is the capital of  France")
+        )
+        other = await client.post(
+            "/v1/chat/completions", json=_ask("What is the capital of Germany?")
+        )
         number = await client.post("/v1/chat/completions", json=_ask("Is 7 a prime number?"))
         number2 = await client.post("/v1/chat/completions", json=_ask("Is 9 a prime number?"))
     assert first.headers["x-spendgate-cache"] == "miss"
@@ -29,7 +38,10 @@ async def test_paraphrase_hits_and_a_different_number_misses() -> None:
     assert near.json()["choices"][0]["message"]["content"] == "Paris."
     assert near.headers["x-spendgate-cost-usd"] == "0.000000"  # the hash embedder costs nothing
     assert other.headers["x-spendgate-cache"] == "miss"
-    assert number.headers["x-spendgate-cache"] == "miss" and number2.headers["x-spendgate-cache"] == "miss"
+    assert (
+        number.headers["x-spendgate-cache"] == "miss"
+        and number2.headers["x-spendgate-cache"] == "miss"
+    )
     assert len(recorder.requests) == 4
 
 
@@ -40,10 +52,20 @@ async def test_semantic_never_crosses_tenants_or_system_prompts() -> None:
     )
     recorder = Recorder(httpx.Response(200, json=completion("Paris.")))
     async with proxy_client(recorder, settings) as client:
-        await client.post("/v1/chat/completions", json=_ask("What is the capital of France?"), headers={"authorization": "Bearer ka"})
-        other_tenant = await client.post("/v1/chat/completions", json=_ask("what is the capital of france"), headers={"authorization": "Bearer kb"})
+        await client.post(
+            "/v1/chat/completions",
+            json=_ask("What is the capital of France?"),
+            headers={"authorization": "Bearer ka"},
+        )
+        other_tenant = await client.post(
+            "/v1/chat/completions",
+            json=_ask("what is the capital of france"),
+            headers={"authorization": "Bearer kb"},
+        )
         body = _ask("what is the capital of france")
         body["messages"][0]["content"] = "Answer at length."  # type: ignore[index]
-        other_system = await client.post("/v1/chat/completions", json=body, headers={"authorization": "Bearer ka"})
+        other_system = await client.post(
+            "/v1/chat/completions", json=body, headers={"authorization": "Bearer ka"}
+        )
     assert other_tenant.headers["x-spendgate-cache"] == "miss"
     assert other_system.headers["x-spendgate-cache"] == "miss"
