@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from proxy.auth import Authenticator, presented_key
-from proxy.exchange import Exchange
+from proxy.exchange import Exchange, RequestIds
 from proxy.forward import Forwarder
 from proxy.providers.openai import usage_from_openai
 from proxy.ratelimit import RateLimiter
@@ -43,6 +43,7 @@ class ChatHandler:
         replay: ReplayChunks,
         assembler: AssemblerFactory,
         max_body_bytes: int,
+        ids: RequestIds,
         limiter: RateLimiter,
     ) -> None:
         self._auth = auth
@@ -54,9 +55,10 @@ class ChatHandler:
         self._replay = replay
         self._assembler = assembler
         self._max_body = max_body_bytes
+        self._ids = ids
 
     async def __call__(self, request: Request) -> Response:
-        ex = Exchange("chat")
+        ex = Exchange("chat", self._ids())
         try:
             await self._begin(ex, request)
             cached = await self._cache.lookup(ex) or await self._cache.join(ex)

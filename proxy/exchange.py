@@ -38,9 +38,6 @@ class RequestIds:
         return f"{self._prefix}{next(self._counter):08x}"
 
 
-new_request_id = RequestIds()
-
-
 @dataclass(frozen=True, slots=True)
 class Target:
     """A configured model and the provider that serves it."""
@@ -79,7 +76,7 @@ class Pricing:
 @dataclass(slots=True)
 class Exchange:
     endpoint: str
-    request_id: str = field(default_factory=new_request_id)
+    request_id: str
     started: float = field(default_factory=time.perf_counter)
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     principal: Principal | None = None

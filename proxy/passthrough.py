@@ -20,7 +20,7 @@ from starlette.responses import Response, StreamingResponse
 from pricing.usage import Usage
 from proxy.auth import Authenticator, presented_key
 from proxy.errors import RequestError, SpendgateError, UpstreamProtocolError
-from proxy.exchange import Exchange
+from proxy.exchange import Exchange, RequestIds
 from proxy.forward import upstream_status_error
 from proxy.models import ModelTable
 from proxy.providers.base import Provider
@@ -62,6 +62,7 @@ class PassthroughHandler:
         clients: UpstreamClients,
         accounting: AccountingStage,
         max_body_bytes: int,
+        ids: RequestIds,
     ) -> None:
         self._auth = auth
         self._models = models
@@ -69,6 +70,7 @@ class PassthroughHandler:
         self._clients = clients
         self._accounting = accounting
         self._max_body = max_body_bytes
+        self._ids = ids
 
     async def embeddings(self, request: Request) -> Response:
         return await self._handle(request, "embeddings")
@@ -77,7 +79,7 @@ class PassthroughHandler:
         return await self._handle(request, "responses")
 
     async def _handle(self, request: Request, endpoint: str) -> Response:
-        ex = Exchange(endpoint)
+        ex = Exchange(endpoint, self._ids())
         try:
             ex.principal = self._auth.authenticate(request.headers)
             ex.client_key = presented_key(request.headers)

@@ -12,6 +12,7 @@ from proxy.access_log import flush_access_log
 from proxy.assembly import Stages, build_stages
 from proxy.auth import Authenticator
 from proxy.chat import ChatHandler
+from proxy.exchange import RequestIds
 from proxy.forward import Forwarder
 from proxy.metrics import Metrics
 from proxy.models import ModelTable
@@ -116,6 +117,7 @@ async def build_runtime(
     forwarder = Forwarder(providers, clients)
     stages = await build_stages(settings, models=models, metrics=metrics, forwarder=forwarder)
     auth = Authenticator(config.auth, stored_keys=stages.stored_keys)
+    ids = RequestIds()
     chat = ChatHandler(
         auth=auth,
         router=stages.router,
@@ -126,6 +128,7 @@ async def build_runtime(
         assembler=stages.assembler,
         max_body_bytes=config.server.max_body_bytes,
         limiter=RateLimiter(redis=stages.redis),
+        ids=ids,
     )
     passthrough = PassthroughHandler(
         auth=auth,
@@ -134,6 +137,7 @@ async def build_runtime(
         clients=clients,
         accounting=stages.accounting,
         max_body_bytes=config.server.max_body_bytes,
+        ids=ids,
     )
     runtime = Runtime(settings, metrics, models, auth, clients, chat, passthrough, stages)
     runtime.probes.update(stages.probes)
