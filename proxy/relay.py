@@ -109,6 +109,9 @@ async def relay_stream(
         ex.status, ex.error_type = error.http_status, error.type
         yield encode_data(error.body())
     finally:
+        if not complete and ex.error_type is None:
+            # Neither finished nor failed upstream: the client went away.
+            ex.status, ex.error_type = 499, "client_disconnected"
         await start.aclose()
         on_end(complete)
 

@@ -178,6 +178,7 @@ async def test_a_client_leaving_mid_stream_cancels_the_upstream(
             messages=[{"role": "user", "content": unique("Leave early.")}],
             stream=True,
         )
+        request_id = stream.response.headers["x-spendgate-request-id"]
         async with stream:
             async for _ in stream:
                 break
@@ -186,3 +187,5 @@ async def test_a_client_leaving_mid_stream_cancels_the_upstream(
     while fresh_sim.stats()["cancelled"] == 0 and time.monotonic() < deadline:
         await anyio.sleep(0.05)
     assert fresh_sim.stats()["cancelled"] == 1
+    row = await anyio.to_thread.run_sync(proxy.ledger_row, request_id)
+    assert (row["http_status"], row["error_type"]) == (499, "client_disconnected")
