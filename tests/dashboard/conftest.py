@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from pricing.ledger import LedgerStore, open_ledger
-
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+from tests.support.postgres import schema_url, throwaway_schema
 
 
 @pytest.fixture
@@ -21,28 +16,11 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def _pg_available() -> None:
-    try:
-        with psycopg.connect(PG_ADMIN_URL, connect_timeout=2) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is unreachable: {exc}")
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is unreachable: {exc}")
-
-
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """The URL of a fresh, uniquely named schema, dropped afterwards."""
-    _pg_available()
-    schema = f"dashboard_test_{uuid.uuid4().hex}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    try:
-        yield f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+    with throwaway_schema("dashboard_test") as schema:
+        yield schema_url(schema)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from pricing.ledger import LedgerStore, open_ledger
 from tests.pricing.ledger.ledger_testkit import Backend, pg_url_for
-
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+from tests.support.postgres import throwaway_schema
 
 
 @pytest.fixture
@@ -24,26 +20,11 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def _pg_available() -> None:
-    try:
-        with psycopg.connect(PG_ADMIN_URL, connect_timeout=2) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is unreachable: {exc}")
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is unreachable: {exc}")
-
-
 @pytest.fixture
 def pg_schema() -> Iterator[str]:
     """A fresh, uniquely named schema, dropped afterwards."""
-    _pg_available()
-    schema = f"ledger_test_{uuid.uuid4().hex}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    yield schema
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+    with throwaway_schema("ledger_test") as schema:
+        yield schema
 
 
 def _sqlite_backend(path: Path) -> Backend:
