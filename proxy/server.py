@@ -15,6 +15,9 @@ from proxy.app import create_app
 from proxy.settings import Settings, export_for_workers, load_settings
 
 GRACEFUL_SHUTDOWN_S = 30
+# The ledger writer's thread does Python work (hashing, rollups) in batches; a
+# shorter GIL switch interval keeps the event loop from waiting behind it.
+GIL_SWITCH_INTERVAL_S = 0.001
 
 
 def is_loopback(host: str) -> bool:
@@ -30,6 +33,7 @@ def worker_app() -> FastAPI:
     """App factory for each worker process of ``--workers N``."""
     settings = load_settings()
     configure_access_log(settings.config.server.access_log)
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     return create_app(settings)
 
 
@@ -59,6 +63,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, insecure: b
     for line in describe(settings):
         print(line, file=sys.stderr)
     configure_access_log(settings.config.server.access_log)
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     options = {
         "host": host,
         "port": port,
