@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from pricing.catalog import ModelEntry, load_catalog
 from pricing.ledger import load_keys
+from pricing.ledger.factory import sqlite_path
 from proxy.config import Tier
 from proxy.errors import SpendgateError
 from proxy.settings import Settings
@@ -58,7 +59,12 @@ def has_proxy_keys(settings: Settings) -> bool:
     auth = settings.config.auth
     if auth and auth.keys:
         return True
+    url = settings.config.ledger.url
+    if url.startswith("sqlite:///"):
+        path = sqlite_path(url)
+        if path is None or not path.exists():  # no ledger yet, so no stored key: create none
+            return False
     try:
-        return bool(load_keys(settings.config.ledger.url))
+        return bool(load_keys(url))
     except SpendgateError:
         return False
