@@ -38,7 +38,7 @@ from proxy.embeddings import EmbeddingsClient
 from proxy.errors import SpendgateError
 from proxy.forward import Forwarder
 from proxy.ledger_sink import LedgerSink, SpillSlot, default_spill_base
-from proxy.metrics import Metrics
+from proxy.metrics import CounterSync, Metrics
 from proxy.models import ModelTable
 from proxy.routing_stage import Router
 from proxy.settings import Settings
@@ -242,6 +242,7 @@ async def build_stages(
     stages.probes["cache"] = cache.probe
     stages.probes["circuits"] = router.probe
     stages.gauges.append(lambda: _circuit_gauges(router, metrics))
+    stages.gauges.append(cache.count_errors)
     await _attach_ledger(settings, stages, accountant=accountant, metrics=metrics)
     return stages
 
@@ -287,9 +288,12 @@ async def _attach_ledger(
             "spill_pending": writer.spill_pending,
         }
 
+    spilled = CounterSync(metrics.ledger_spilled_total)
+
     def gauges() -> None:
         metrics.ledger_backlog.set(writer.backlog)
         metrics.ledger_spilled.set(writer.spill_pending)
+        spilled.to(writer.spilled_total)
 
     stages.closers.append(close)
     stages.probes["ledger"] = probe

@@ -8,11 +8,11 @@ admin key is compared digest to digest with ``hmac.compare_digest``.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from pricing.ledger.keystore import key_sha256
 from proxy.config import AuthConfig, RoutingMode
 from proxy.errors import AuthenticationError, PermissionDeniedError
 
@@ -29,10 +29,6 @@ class Principal:
 
 
 OPEN_PRINCIPAL = Principal(DEFAULT_TENANT, None)
-
-
-def sha256_hex(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def key_id_of(digest: str) -> str:
@@ -60,10 +56,10 @@ class Authenticator:
         stored_keys: Iterable[tuple[str, str, str]] = (),
     ) -> None:
         """``stored_keys``: (sha256, key_id, tenant) of keys created with ``spendgate keys create``."""
-        self._admin_digest = sha256_hex(auth.admin_key) if auth and auth.admin_key else None
+        self._admin_digest = key_sha256(auth.admin_key) if auth and auth.admin_key else None
         self._by_digest: dict[str, Principal] = {}
         for entry in auth.keys if auth else ():
-            digest = entry.key_sha256 or sha256_hex(entry.key or "")
+            digest = entry.key_sha256 or key_sha256(entry.key or "")
             self._by_digest[digest] = Principal(
                 entry.tenant,
                 entry.name or key_id_of(digest),
@@ -73,10 +69,6 @@ class Authenticator:
             )
         self._open = True
         self.add_stored_keys(stored_keys)
-
-    @property
-    def is_open(self) -> bool:
-        return self._open
 
     def add_stored_keys(self, stored_keys: Iterable[tuple[str, str, str]]) -> None:
         for digest, key_id, tenant in stored_keys:
@@ -89,7 +81,7 @@ class Authenticator:
         key = presented_key(headers)
         if key is None:
             raise AuthenticationError("missing proxy key: send it as 'Authorization: Bearer <key>'")
-        digest = sha256_hex(key)
+        digest = key_sha256(key)
         principal = self._by_digest.get(digest)
         if principal is None:
             raise AuthenticationError("invalid proxy key")
@@ -101,5 +93,5 @@ class Authenticator:
             raise PermissionDeniedError("admin endpoints are disabled: set auth.admin_key")
         if presented is None:
             raise AuthenticationError("missing admin key")
-        if not hmac.compare_digest(sha256_hex(presented), self._admin_digest):
+        if not hmac.compare_digest(key_sha256(presented), self._admin_digest):
             raise AuthenticationError("invalid admin key")

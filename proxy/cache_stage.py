@@ -20,7 +20,7 @@ from cache.policy import CacheMode, cache_mode
 from cache.semantic import SemanticCache
 from cache.service import ResponseCache
 from proxy.exchange import Exchange
-from proxy.metrics import Metrics
+from proxy.metrics import CounterSync, Metrics
 
 log = logging.getLogger("spendgate")
 
@@ -54,6 +54,7 @@ class CacheStageImpl:
         self._metrics = metrics
         self._semantic = semantic
         self._tasks: set[asyncio.Task[None]] = set()
+        self._errors = CounterSync(metrics.cache_errors)
 
     def _mode(self, ex: Exchange) -> CacheMode:
         return cache_mode(ex.headers, enabled=self._controls.enabled(ex.tenant))
@@ -157,6 +158,11 @@ class CacheStageImpl:
             probe=ex.semantic_probe,
         )
 
+    def count_errors(self) -> None:
+        """Export the backend's errors and timeouts (a gauge refresh calls this)."""
+        stats = self._cache.metrics()
+        self._errors.to(stats["store_errors"] + stats["store_timeouts"])
+
     async def probe(self) -> dict[str, Any]:
         """Readiness detail. The cache is not critical: without it requests go uncached."""
         up = await self._cache.backend.ping()
@@ -167,20 +173,3 @@ class CacheStageImpl:
     async def aclose(self) -> None:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-class NoCache:
-    """The stage when the cache is disabled for everyone."""
-
-    async def lookup(self, ex: Exchange) -> dict[str, Any] | None:
-        ex.cache_status = "bypass"
-        return None
-
-    async def join(self, ex: Exchange) -> dict[str, Any] | None:
-        return None
-
-    async def store(self, ex: Exchange, completion: dict[str, Any] | None) -> None:
-        return None
-
-    def store_later(self, ex: Exchange, completion: dict[str, Any] | None) -> None:
-        return None

@@ -26,6 +26,19 @@ _LATENCY_BUCKETS = (
 _PROXY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 
 
+class CounterSync:
+    """Feeds a Prometheus counter from a running total kept elsewhere (a writer, a store)."""
+
+    def __init__(self, counter: Counter) -> None:
+        self._counter = counter
+        self._seen = 0
+
+    def to(self, total: int) -> None:
+        if total > self._seen:
+            self._counter.inc(total - self._seen)
+            self._seen = total
+
+
 class Metrics:
     """Every metric Spendgate exports. One instance per app."""
 

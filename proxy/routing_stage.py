@@ -125,10 +125,6 @@ class Router:
         self._has_budgets = bool(budgets)
         self._rng = random.Random()
 
-    @property
-    def breakers(self) -> BreakerRegistry:
-        return self._breakers
-
     def resolve(self, ex: Exchange) -> None:
         if ex.requested_model == AUTO_MODEL:
             if not any(t.model.tier for t in self._models.targets):
@@ -172,7 +168,7 @@ class Router:
 
     async def _choose(self, ex: Exchange, requested: Target | None, mode: RoutingMode) -> None:
         prompt_tokens, _ = self._accountant.prompt_tokens(
-            ex, requested.model.name if requested else "gpt-4o"
+            ex, self._accountant.baseline_model(ex) or ""
         )
         ex.estimated_prompt_tokens = prompt_tokens
         score: Score = score_request(ex.body, weights=self._weights)
@@ -271,11 +267,18 @@ class Router:
             )
         except Exception as exc:
             ex.attempts = attempts_of(exc)
+            self._count_retries(ex)
             raise
         ex.attempts = records
+        self._count_retries(ex)
         if len(plan) > 1 and ex.target.model.name != plan[0].name:
             self._metrics.fallbacks.labels(plan[0].name, ex.target.model.name).inc()
         return result
+
+    def _count_retries(self, ex: Exchange) -> None:
+        for before, after in zip(ex.attempts, ex.attempts[1:], strict=False):
+            if (before.model, before.provider) == (after.model, after.provider):
+                self._metrics.retries.labels(after.provider).inc()
 
     def settle(self, ex: Exchange) -> None:
         """After accounting: settle the budget reservation, remember the served model."""

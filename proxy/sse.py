@@ -59,11 +59,6 @@ class SSEDecoder:
             return [event]
         return []
 
-    @property
-    def pending(self) -> bool:
-        """Whether a partial event is buffered (the stream was cut mid-event)."""
-        return bool(self._buffer.strip() or self._data)
-
     def _next_line(self) -> tuple[str, bool]:
         buf = self._buffer
         lf, cr = buf.find(b"\n"), buf.find(b"\r")
@@ -97,8 +92,3 @@ def encode_data(payload: dict[str, Any]) -> bytes:
 def encode_raw(data: str) -> bytes:
     """One ``data:`` frame holding an already-serialised payload."""
     return b"data: " + data.encode() + b"\n\n"
-
-
-def encode_error(body: dict[str, Any]) -> bytes:
-    """The frame that ends a broken stream: OpenAI's error shape as data."""
-    return encode_data(body)
