@@ -6,15 +6,52 @@ Names here are public (users write them in YAML); add keys, never rename.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Tier = Literal["small", "medium", "large"]
 RoutingMode = Literal["off", "auto-only", "downgrade"]
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
+
+
+_NESTED_NAMES = {
+    "cache": {"enabled": "cache_enabled", "namespace": "cache_namespace"},
+    "cache.semantic": {"threshold": "semantic_threshold"},
+    "routing": {"mode": "routing_mode", "baseline_model": "baseline_model"},
+}
+
+
+def _flatten_overrides(data: Any) -> Any:
+    """Accept per-tenant (or per-key) overrides spelled like the top-level sections.
+
+    ``{cache: {enabled: false, namespace: shared, semantic: {threshold: 0.95}},
+    routing: {mode: downgrade, baseline_model: gpt-4o}}`` is the same as
+    ``{cache_enabled: false, cache_namespace: shared, semantic_threshold: 0.95,
+    routing_mode: downgrade, baseline_model: gpt-4o}``. A key with no flat twin
+    is kept under its dotted path, so validation reports it as unknown.
+    """
+    if not isinstance(data, dict):
+        return data
+    flat = dict(data)
+    for section in ("cache", "routing"):
+        nested = flat.pop(section, None)
+        if nested is None:
+            continue
+        if not isinstance(nested, dict):
+            flat[section] = nested  # let validation name the problem
+            continue
+        for key, value in nested.items():
+            path = f"{section}.{key}"
+            if path in _NESTED_NAMES and isinstance(value, dict):
+                for inner, inner_value in value.items():
+                    target = _NESTED_NAMES[path].get(inner, f"{path}.{inner}")
+                    flat[target] = inner_value
+            else:
+                flat[_NESTED_NAMES[section].get(key, path)] = value
+    return flat
 
 
 class _Strict(BaseModel):
@@ -104,6 +141,8 @@ class LedgerConfig(_Strict):
 
 
 class KeyConfig(_Strict):
+    _nested = model_validator(mode="before")(_flatten_overrides)
+
     key: str | None = None
     key_sha256: str | None = None
     tenant: str = Field(min_length=1)
@@ -124,7 +163,9 @@ class AuthConfig(_Strict):
 
 
 class TenantConfig(_Strict):
-    """Per-tenant overrides."""
+    """Per-tenant overrides (flat keys, or nested ``cache`` / ``routing`` sections)."""
+
+    _nested = model_validator(mode="before")(_flatten_overrides)
 
     cache_enabled: bool | None = None
     cache_namespace: str | None = None

@@ -173,7 +173,11 @@ def _cross_check(data: Mapping[str, Any], provider_types: set[str]) -> Iterable[
     baselines = [("routing.baseline_model", _section(data, "routing", dict).get("baseline_model"))]
     for tenant, overrides in _section(data, "tenants", dict).items():
         if isinstance(overrides, dict):
-            baselines.append((f"tenants.{tenant}.baseline_model", overrides.get("baseline_model")))
+            nested = overrides.get("routing")
+            baseline = nested.get("baseline_model") if isinstance(nested, dict) else None
+            baselines.append(
+                (f"tenants.{tenant}.baseline_model", baseline or overrides.get("baseline_model"))
+            )
     for where, baseline in baselines:
         if isinstance(baseline, str) and baseline not in seen:
             yield f"{where}: unknown model {baseline!r}"

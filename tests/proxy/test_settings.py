@@ -140,3 +140,51 @@ def test_serve_refuses_a_public_bind_without_keys(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 1 and "--insecure" in result.stderr
+
+
+def test_tenant_and_key_overrides_may_be_spelled_like_the_sections() -> None:
+    from proxy.settings import parse_config
+
+    base = {
+        "providers": {"o": {"type": "openai", "base_url": "http://127.0.0.1:1/v1"}},
+        "models": [{"name": "m", "provider": "o", "tier": "small"}],
+    }
+    nested = parse_config(
+        {
+            **base,
+            "tenants": {
+                "a": {
+                    "cache": {
+                        "enabled": False,
+                        "namespace": "shared",
+                        "semantic": {"threshold": 0.95},
+                    },
+                    "routing": {"mode": "downgrade", "baseline_model": "m"},
+                }
+            },
+            "auth": {"keys": [{"key": "k", "tenant": "a", "routing": {"mode": "off"}}]},
+        },
+        known_provider_types=("openai",),
+    )
+    flat = parse_config(
+        {
+            **base,
+            "tenants": {
+                "a": {
+                    "cache_enabled": False,
+                    "cache_namespace": "shared",
+                    "semantic_threshold": 0.95,
+                    "routing_mode": "downgrade",
+                    "baseline_model": "m",
+                }
+            },
+            "auth": {"keys": [{"key": "k", "tenant": "a", "routing_mode": "off"}]},
+        },
+        known_provider_types=("openai",),
+    )
+    assert nested == flat
+    with pytest.raises(ConfigError) as info:
+        parse_config(
+            {"tenants": {"a": {"cache": {"enabld": False}}}}, known_provider_types=("openai",)
+        )
+    assert info.value.problems == ["tenants.a.cache.enabld: unknown key"]
