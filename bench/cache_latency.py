@@ -37,7 +37,7 @@ import httpx
 import redis
 
 REPO = Path(__file__).resolve().parents[1]
-TIKTOKEN_DIR = REPO / ".." / "shared" / "data" / "tiktoken"
+TIKTOKEN_DIR = REPO / "tests" / "fixtures" / "tiktoken"
 MODEL = "gpt-4o-mini"
 START_TIMEOUT_S = 40.0
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379

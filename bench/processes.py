@@ -26,7 +26,7 @@ from typing import Any
 from bench.load import Kind
 
 REPO = Path(__file__).resolve().parents[1]
-TIKTOKEN_DIR = REPO / ".." / "shared" / "data" / "tiktoken"
+TIKTOKEN_DIR = REPO / "tests" / "fixtures" / "tiktoken"
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 20.0
 PROXY_CPU = 0

@@ -45,9 +45,7 @@ from routing.fit import (
 from routing.scorer import Weights, load_weights, score_request, sigmoid
 from routing.select import Candidate, expected_cost_micro, needs_of, select_model
 
-DEFAULT_DATA = (
-    Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "routing" / "routing_dev.jsonl"
-)
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / "routing" / "data" / "routing_dev.jsonl.gz"
 DEFAULT_OUTPUT_TOKENS = 500
 CV_FOLDS = 5
 _M = Decimal(1_000_000)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import hashlib
 import json
 import re
@@ -27,8 +28,7 @@ from cache.semantic.embedders import build_embedder
 from cache.semantic.guard import GuardPolicy, TurnFacts, check_facts, turn_facts
 from cache.semantic.vectors import Vector, dot
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "semcache"
-DEV_SET = DATA / "semcache_dev.jsonl"
+DEV_SET = Path(__file__).resolve().parent / "data" / "semcache_dev.jsonl.gz"
 THRESHOLDS = [round(0.80 + 0.01 * i, 2) for i in range(20)] + [0.995]
 EMBED_BATCH = 256
 
@@ -70,7 +70,7 @@ def id_rank(pair_id: str) -> int:
 def load_pairs(path: Path, limit: int | None) -> list[Pair]:
     """The pairs of ``path``; with ``limit``, the ``limit`` lowest-ranked ones."""
     pairs = []
-    with path.open(encoding="utf-8") as f:
+    with gzip.open(path, "rt", encoding="utf-8") as f:
         for line in f:
             r = json.loads(line)
             pairs.append(Pair(r["id"], r["source"], r["text_a"], r["text_b"], int(r["label"])))

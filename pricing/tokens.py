@@ -1,6 +1,7 @@
 """Offline token counting with tiktoken, with a documented estimate as fallback.
 
-Encodings are built from verified local ``<name>.tiktoken`` rank files;
+Encodings are built from verified local ``<name>.tiktoken`` rank files (or
+``<name>.tiktoken.gz``, checked after decompression);
 ``tiktoken.get_encoding`` is never called because it downloads. Loading is
 lazy but warmable: nothing is read at construction, ``warm()`` (run once at
 start-up, typically in a thread) loads every encoding it can, and until an
@@ -25,10 +26,12 @@ token for English text), with the same per-message framing.
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 import logging
 import threading
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,8 +126,10 @@ def load_encoding(path: Path, spec: EncodingSpec) -> tiktoken.Encoding:
     """Build ``spec``'s encoding from the rank file at ``path``, checking its sha256."""
     try:
         data = path.read_bytes()
-    except OSError as exc:
-        raise EncodingLoadError(f"{path}: {exc.strerror or exc}") from exc
+        if path.suffix == ".gz":
+            data = gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise EncodingLoadError(f"{path}: {getattr(exc, 'strerror', None) or exc}") from exc
     digest = hashlib.sha256(data).hexdigest()
     if digest != spec.sha256:
         raise EncodingLoadError(f"{path}: sha256 {digest} is not the official {spec.sha256}")
@@ -139,6 +144,13 @@ def load_encoding(path: Path, spec: EncodingSpec) -> tiktoken.Encoding:
         mergeable_ranks=ranks,
         special_tokens=dict(spec.special_tokens),
     )
+
+
+def rank_file(directory: Path, name: str) -> Path:
+    """``<name>.tiktoken`` in ``directory``, else its gzipped form when only that exists."""
+    plain = directory / f"{name}.tiktoken"
+    gzipped = directory / f"{name}.tiktoken.gz"
+    return gzipped if not plain.exists() and gzipped.exists() else plain
 
 
 def estimate_text_tokens(text: str) -> int:
@@ -178,7 +190,7 @@ class TokenCounter:
                     self._failures[name] = "no tiktoken directory configured"
                     continue
                 try:
-                    encoding = load_encoding(self._dir / f"{name}.tiktoken", spec)
+                    encoding = load_encoding(rank_file(self._dir, name), spec)
                 except (EncodingLoadError, ValueError) as exc:
                     self._failures[name] = str(exc)
                     logger.warning("token counts for %s will be estimated: %s", name, exc)

@@ -1,6 +1,6 @@
 """Fit the complexity scorer's weights on the routing development set.
 
-    python -m routing.fit --data ../shared/data/routing/routing_dev.jsonl --out routing/weights.json
+    python -m routing.fit --data routing/data/routing_dev.jsonl.gz --out routing/weights.json
 
 Deterministic: the split is a fixed hash rule, the fit is a fixed number of
 Newton steps of L2-regularised logistic regression (standard library only),
@@ -34,13 +34,14 @@ Only training rows are fitted on; every reported metric is on held-out rows.
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from routing.features import BASE_FEATURE_NAMES, DOMAINS, FEATURE_NAMES, extract
 from routing.scorer import Thresholds, sigmoid
@@ -126,7 +127,7 @@ def label_of(raw: Mapping[str, Any]) -> bool | None:
 def load_rows(path: Path) -> list[Row]:
     """Parse the development set."""
     rows = []
-    with path.open(encoding="utf-8") as f:
+    with data_lines(path) as f:
         for line in f:
             if not line.strip():
                 continue
@@ -146,9 +147,17 @@ def load_rows(path: Path) -> list[Row]:
     return rows
 
 
+def data_lines(path: Path) -> TextIO:
+    """A data file opened for reading text, decompressed when its name ends in ``.gz``."""
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return path.open(encoding="utf-8")
+
+
 def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """Hex sha256 of a data file's content (after decompression for ``.gz``)."""
+    data = path.read_bytes()
+    return hashlib.sha256(gzip.decompress(data) if path.suffix == ".gz" else data).hexdigest()
 
 
 def _solve(matrix: list[list[float]], rhs: list[float]) -> list[float]:

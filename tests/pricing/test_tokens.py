@@ -6,8 +6,8 @@ OpenAI's token-counting guide publishes for its example conversation.
 
 from __future__ import annotations
 
+import gzip
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -166,14 +166,27 @@ def test_no_directory_falls_back_to_estimates() -> None:
 
 
 def test_bad_hash_falls_back_to_estimates(tmp_path: Path, tiktoken_dir: Path) -> None:
-    shutil.copy(tiktoken_dir / "cl100k_base.tiktoken", tmp_path / "cl100k_base.tiktoken")
-    with (tmp_path / "cl100k_base.tiktoken").open("ab") as fh:
-        fh.write(b"IQ== 100256\n")  # one extra rank: a different file
+    plain = gzip.decompress((tiktoken_dir / "cl100k_base.tiktoken.gz").read_bytes())
+    # One extra rank: a different file, which must be refused.
+    (tmp_path / "cl100k_base.tiktoken").write_bytes(plain + b"IQ== 100256\n")
     counter = TokenCounter(tmp_path)
     status = counter.warm()
     assert "sha256" in status["cl100k_base"]
     assert status["o200k_base"] != "loaded"  # not present in tmp_path
     assert counter.count_text("hello world", encoding="cl100k_base") == TokenCount(3, "estimated")
+
+
+def test_gzipped_rank_files_load_and_a_corrupt_one_is_refused(
+    tmp_path: Path, tiktoken_dir: Path
+) -> None:
+    gzipped = (tiktoken_dir / "cl100k_base.tiktoken.gz").read_bytes()
+    (tmp_path / "cl100k_base.tiktoken.gz").write_bytes(gzipped)
+    (tmp_path / "o200k_base.tiktoken.gz").write_bytes(gzipped[: len(gzipped) // 2])
+    counter = TokenCounter(tmp_path)
+    status = counter.warm()
+    assert status["cl100k_base"] == "loaded"
+    assert status["o200k_base"].startswith(str(tmp_path / "o200k_base.tiktoken.gz"))
+    assert counter.count_text("hello world", encoding="cl100k_base") == TokenCount(2, "tiktoken")
 
 
 def test_unknown_encoding_is_estimated(warm_counter: TokenCounter) -> None:

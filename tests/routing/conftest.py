@@ -15,9 +15,7 @@ from redis.exceptions import RedisError
 from routing.select import Candidate
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-DEV_DATA = (
-    Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "routing" / "routing_dev.jsonl"
-)
+DEV_DATA = Path(__file__).resolve().parents[2] / "routing" / "data" / "routing_dev.jsonl.gz"
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from pathlib import Path
@@ -30,9 +31,7 @@ from routing.fit import (
 )
 from routing.scorer import Thresholds, Weights, load_weights, score_request
 
-DEV_DATA = (
-    Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "routing" / "routing_dev.jsonl"
-)
+DEV_DATA = Path(__file__).resolve().parents[2] / "routing" / "data" / "routing_dev.jsonl.gz"
 WEIGHTS_FILE = Path(__file__).resolve().parents[2] / "routing" / "weights.json"
 
 
@@ -136,7 +135,8 @@ def test_thresholds_and_metadata_in_weights_file() -> None:
     assert isinstance(w.thresholds, Thresholds)
     assert 0 < w.thresholds.small_max <= w.thresholds.medium_max < 1
     meta = data["metadata"]
-    assert meta["data_sha256"] == hashlib.sha256(DEV_DATA.read_bytes()).hexdigest()
+    plain = gzip.decompress(DEV_DATA.read_bytes())
+    assert meta["data_sha256"] == hashlib.sha256(plain).hexdigest()
     assert "sha256(id)" in meta["split_rule"]
     assert 0.5 < meta["held_out"]["auc_not_cheap"] <= 1.0
 
@@ -148,7 +148,7 @@ def test_fit_reproduces_the_weights_file_exactly(tmp_path: Path) -> None:
 
 
 def test_fit_uses_training_rows_only(tmp_path: Path) -> None:
-    lines = DEV_DATA.read_text().splitlines()
+    lines = gzip.decompress(DEV_DATA.read_bytes()).decode().splitlines()
     held = [ln for ln in lines if is_held_out(json.loads(ln)["id"])]
     train = [ln for ln in lines if not is_held_out(json.loads(ln)["id"])]
     # flipping every held-out prompt to an unrelated text must not move the weights

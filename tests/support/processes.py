@@ -25,7 +25,7 @@ import httpx
 T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[2]
-TIKTOKEN_DIR = REPO / ".." / "shared" / "data" / "tiktoken"
+TIKTOKEN_DIR = REPO / "tests" / "fixtures" / "tiktoken"
 # Generous: a loaded machine imports slowly, and a child that never comes up
 # fails the test anyway.
 START_TIMEOUT_S = 60.0
