@@ -23,6 +23,7 @@ from proxy.errors import RequestError, UpstreamConnectionError, UpstreamTimeoutE
 from proxy.exchange import Exchange, Target
 from proxy.metrics import Metrics
 from proxy.models import AUTO_MODEL, ModelTable
+from proxy.redis_keys import redis_keys
 from proxy.settings import Settings
 from routing.breaker import BreakerPolicy, BreakerRegistry, breaker_key
 from routing.budgets import (
@@ -98,6 +99,7 @@ class Router:
         self._accountant = accountant
         self._weights = load_weights()
         self._candidates = build_candidates(models, accountant)
+        keys = redis_keys(config.cache)
         # Only models with a tier are ever chosen by routing (an embedding model is not).
         self._routable = [self._candidates[t.model.name] for t in models.targets if t.model.tier]
         self._breakers = BreakerRegistry(
@@ -105,13 +107,19 @@ class Router:
                 failure_threshold=routing.breaker_failures, open_s=routing.breaker_open_s
             ),
             redis=redis,
+            key_prefix=keys.breakers,
         )
-        self._sticky = StickinessTracker(redis=redis)
+        self._sticky = StickinessTracker(redis=redis, key_prefix=keys.sticky)
         budgets = budgets_from_config(
             [b.model_dump(exclude_none=True, mode="json") for b in config.budgets]
         )
         self._budgets: BudgetLedger = (
-            RedisBudgetLedger(budgets, redis=redis, fail_open=routing.budgets_fail_open)
+            RedisBudgetLedger(
+                budgets,
+                redis=redis,
+                key_prefix=keys.budgets,
+                fail_open=routing.budgets_fail_open,
+            )
             if redis is not None
             else MemoryBudgetLedger(budgets)
         )

@@ -20,6 +20,7 @@ from proxy.passthrough import PassthroughHandler
 from proxy.providers import build_provider
 from proxy.providers.base import Provider, ProviderSettings
 from proxy.ratelimit import RateLimiter
+from proxy.redis_keys import redis_keys
 from proxy.settings import Settings
 from proxy.upstream import TransportFactory, UpstreamClients
 
@@ -127,7 +128,7 @@ async def build_runtime(
         replay=stages.replay,
         assembler=stages.assembler,
         max_body_bytes=config.server.max_body_bytes,
-        limiter=RateLimiter(redis=stages.redis),
+        limiter=RateLimiter(redis=stages.redis, prefix=redis_keys(config.cache).rate_limits),
         ids=ids,
     )
     passthrough = PassthroughHandler(
