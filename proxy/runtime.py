@@ -13,6 +13,7 @@ from proxy.assembly import Stages, build_stages
 from proxy.auth import Authenticator
 from proxy.chat import ChatHandler
 from proxy.exchange import RequestIds
+from proxy.login_throttle import LoginThrottle
 from proxy.forward import Forwarder
 from proxy.metrics import Metrics
 from proxy.models import ModelTable
@@ -42,6 +43,7 @@ class Runtime:
     chat: ChatHandler
     passthrough: PassthroughHandler
     stages: Stages
+    login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
     probes: dict[str, Probe] = field(default_factory=dict)
     closers: list[Closer] = field(default_factory=list)
     gauges: list[Callable[[], None]] = field(default_factory=list)
@@ -118,6 +120,7 @@ async def build_runtime(
     forwarder = Forwarder(providers, clients)
     stages = await build_stages(settings, models=models, metrics=metrics, forwarder=forwarder)
     auth = Authenticator(config.auth, stored_keys=stages.stored_keys)
+    keys = redis_keys(config.cache)
     ids = RequestIds()
     chat = ChatHandler(
         auth=auth,
@@ -128,7 +131,7 @@ async def build_runtime(
         replay=stages.replay,
         assembler=stages.assembler,
         max_body_bytes=config.server.max_body_bytes,
-        limiter=RateLimiter(redis=stages.redis, prefix=redis_keys(config.cache).rate_limits),
+        limiter=RateLimiter(redis=stages.redis, prefix=keys.rate_limits),
         ids=ids,
     )
     passthrough = PassthroughHandler(
@@ -141,6 +144,7 @@ async def build_runtime(
         ids=ids,
     )
     runtime = Runtime(settings, metrics, models, auth, clients, chat, passthrough, stages)
+    runtime.login_throttle = LoginThrottle(redis=stages.redis, prefix=keys.login)
     runtime.probes.update(stages.probes)
     runtime.probes["upstreams"] = _upstreams_probe(settings)
     runtime.closers.append(clients.aclose)
