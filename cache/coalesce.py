@@ -109,7 +109,9 @@ class Flight:
         self._published = True
         accepted = self._accept(completion)
         if self._waiters is not None and not self._waiters.done():
-            self._waiters.set_result(_Outcome(dict(completion), False) if accepted else _UNCACHEABLE)
+            self._waiters.set_result(
+                _Outcome(dict(completion), False) if accepted else _UNCACHEABLE
+            )
         if not accepted:
             if self._uncacheable is not None:
                 await self._uncacheable()

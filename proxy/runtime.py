@@ -13,11 +13,12 @@ from proxy.assembly import Stages, build_stages
 from proxy.auth import Authenticator
 from proxy.chat import ChatHandler
 from proxy.exchange import RequestIds
-from proxy.login_throttle import LoginThrottle
 from proxy.forward import Forwarder
+from proxy.login_throttle import LoginThrottle
 from proxy.metrics import Metrics
 from proxy.models import ModelTable
 from proxy.passthrough import PassthroughHandler
+from proxy.policy import EndpointPolicy
 from proxy.providers import build_provider
 from proxy.providers.base import Provider, ProviderSettings
 from proxy.ratelimit import RateLimiter
@@ -121,28 +122,24 @@ async def build_runtime(
     stages = await build_stages(settings, models=models, metrics=metrics, forwarder=forwarder)
     auth = Authenticator(config.auth, stored_keys=stages.stored_keys)
     keys = redis_keys(config.cache)
-    ids = RequestIds()
-    chat = ChatHandler(
+    policy = EndpointPolicy(
         auth=auth,
+        limiter=RateLimiter(redis=stages.redis, prefix=keys.rate_limits),
+        router=stages.router,
+        accounting=stages.accounting,
+        max_body_bytes=config.server.max_body_bytes,
+        ids=RequestIds(),
+    )
+    chat = ChatHandler(
+        policy=policy,
         router=stages.router,
         cache=stages.cache,
         forwarder=forwarder,
         accounting=stages.accounting,
         replay=stages.replay,
         assembler=stages.assembler,
-        max_body_bytes=config.server.max_body_bytes,
-        limiter=RateLimiter(redis=stages.redis, prefix=keys.rate_limits),
-        ids=ids,
     )
-    passthrough = PassthroughHandler(
-        auth=auth,
-        models=models,
-        providers=providers,
-        clients=clients,
-        accounting=stages.accounting,
-        max_body_bytes=config.server.max_body_bytes,
-        ids=ids,
-    )
+    passthrough = PassthroughHandler(policy=policy, forwarder=forwarder)
     runtime = Runtime(settings, metrics, models, auth, clients, chat, passthrough, stages)
     runtime.login_throttle = LoginThrottle(redis=stages.redis, prefix=keys.login)
     runtime.probes.update(stages.probes)

@@ -217,7 +217,9 @@ def test_a_tag_over_256_characters_is_refused_naming_its_header(
     open_proxy: SyncProxy, name: str
 ) -> None:
     for path in ("/v1/chat/completions", "/v1/embeddings", "/v1/responses"):
-        reply = open_proxy.request("POST", path, content=BODY, headers=[(name.encode(), b"t" * 300)])
+        reply = open_proxy.request(
+            "POST", path, content=BODY, headers=[(name.encode(), b"t" * 300)]
+        )
         assert reply.status == 400, (path, reply.status, reply.body)
         error = json.loads(reply.body)["error"]
         assert error["param"] == name and error["code"] == "tag_too_long"
