@@ -125,8 +125,10 @@ def refresh_catalog(
             raise SystemExit(f"{name}: not in {wheel.as_of}'s price map")
         models[name] = added(name, fresh[name], as_of=as_of, source=source)
         done.append(name)
+    # Entries that keep their own source: dropped by the wheel, or a snapshot split off above.
+    kept = [name for name in models if name not in fresh]
     doc = {**catalog, "models": models}
-    doc["refreshed"] = {"from": wheel.as_of, "on": as_of, "missing_from_wheel": missing}
+    doc["refreshed"] = {"from": wheel.as_of, "on": as_of, "missing_from_wheel": kept}
     return doc, done, missing
 
 
