@@ -363,7 +363,7 @@ class Router:
             reservation = ex.budget_reservation
             if reservation is not None:
                 ex.budget_reservation = None
-                # An unpriced call (unknown model price) charges budgets nothing: see README.
+                # No cost: nothing was served (unpriced models never get here, see _reserve).
                 cost = ex.charges.cost if ex.charges is not None else None
                 actual = cost if cost is not None else 0
                 await self._budgets.commit(reservation, actual)
