@@ -18,7 +18,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
@@ -366,57 +366,3 @@ def _candidates(model: str, provider: str | None) -> list[str]:
                 out.append(f"{_PROVIDER_PREFIXES.get(provider.lower(), provider + '/')}{name}")
             out.append(name)
     return out
-
-
-def format_catalog(catalog: Catalog, model: str | None = None) -> str:
-    """A readable table of every entry, or the detail of one (``spendgate pricing [MODEL]``)."""
-    if model is not None:
-        entry = catalog.get(model)
-        if entry is None:
-            return f"{model}: not in the price catalog (its calls are recorded with price_source=unknown)\n"
-        return _format_entry(entry, catalog.version)
-    header = ("MODEL", "PROVIDER", "INPUT", "CACHED", "CACHE_WRITE", "OUTPUT", "CONTEXT", "FROM")
-    rows: list[tuple[str, ...]] = [header]
-    for e in sorted(catalog.entries.values(), key=lambda e: (e.provider, e.name)):
-        p = e.prices
-        prices = (p.input, p.cached_input, p.cache_write, p.output, e.context_window)
-        rows.append((e.name, e.provider, *map(str, prices), e.origin + ("*" if e.tiers else "")))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    lines.append("")
-    lines.append(
-        f"USD per 1M tokens. * = prompt-size tiers. {len(catalog)} models, version {catalog.version}"
-    )
-    return "\n".join(lines) + "\n"
-
-
-def _format_entry(entry: ModelEntry, version: str) -> str:
-    p = entry.prices
-    caps = [name for name, on in asdict(entry.capabilities).items() if on]
-    lines = [
-        f"model:          {entry.name}",
-        f"provider:       {entry.provider} ({entry.mode})",
-        f"aliases:        {', '.join(entry.aliases) or '-'}",
-        "prices (USD per 1M tokens):",
-        f"  input         {p.input}",
-        f"  cached_input  {p.cached_input}",
-        f"  cache_write   {p.cache_write}",
-        f"  output        {p.output}",
-    ]
-    for t in entry.tiers:
-        tp = t.prices
-        lines.append(
-            f"  prompt > {t.above_prompt_tokens}: input {tp.input}, cached_input "
-            f"{tp.cached_input}, cache_write {tp.cache_write}, output {tp.output}"
-        )
-    exact = "exact" if entry.encoding_exact else "approximation"
-    lines += [
-        f"context_window: {entry.context_window}",
-        f"max_output:     {entry.max_output}",
-        f"capabilities:   {', '.join(caps) or '-'}",
-        f"tokenizer:      {entry.encoding} ({exact})",
-        f"price from:     {entry.origin}, as of {entry.as_of or '?'}",
-        f"source:         {entry.source or '-'}",
-        f"catalog:        version {version}",
-    ]
-    return "\n".join(lines) + "\n"

@@ -15,7 +15,10 @@ prices become prompt-size tiers.
 
 The written file uses the schema of ``catalog.json``; entries carry no
 ``encoding`` except for OpenAI models, so a curated entry's tokenizer choice
-is kept when the override is merged over it.
+is kept when the override is merged over it. Each entry records where its
+prices came from (``source``) and when (``as_of``): the import's date for a
+file, the wheel's version for a LiteLLM wheel (``pricing.litellm_wheel``),
+whose import date is then kept in the file as ``imported_on``.
 """
 
 from __future__ import annotations
@@ -76,13 +79,49 @@ def import_litellm(src: Path, dest: Path, *, as_of: date | None = None) -> Impor
     ``as_of`` (default: today) is recorded on every imported entry.
     """
     try:
-        with src.open(encoding="utf-8") as fh:
-            doc = json.load(fh, parse_float=Decimal)
-    except (OSError, json.JSONDecodeError) as exc:
+        content = src.read_bytes()
+    except OSError as exc:
         raise ConfigError([f"{src}: cannot read LiteLLM price map: {exc}"]) from exc
-    if not isinstance(doc, dict):
-        raise ConfigError([f"{src}: expected a JSON object"])
     stamp = (as_of or date.today()).isoformat()
+    return import_price_map(content, dest, as_of=stamp, source=LITELLM_SOURCE, where=str(src))
+
+
+def import_price_map(
+    content: bytes,
+    dest: Path,
+    *,
+    as_of: str,
+    source: str,
+    where: str,
+    imported_on: date | None = None,
+) -> ImportReport:
+    """Write the override file for a LiteLLM price map's bytes (see the module docstring)."""
+    models, skipped = convert_price_map(parse_price_map(content, where), as_of=as_of, source=source)
+    out: dict[str, Any] = {"schema": 1, "generated_from": source, "models": models}
+    if imported_on is not None:
+        out["imported_on"] = imported_on.isoformat()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".tmp")
+    tmp.write_text(json.dumps(out, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(dest)  # atomic, so a running proxy never reads half a file
+    return ImportReport(imported=len(models), skipped=skipped, dest=dest)
+
+
+def parse_price_map(content: bytes, where: str) -> dict[str, Any]:
+    """LiteLLM's JSON, every number a ``Decimal`` (never a binary float)."""
+    try:
+        doc = json.loads(content, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{where}: cannot read LiteLLM price map: {exc}"]) from exc
+    if not isinstance(doc, dict):
+        raise ConfigError([f"{where}: expected a JSON object"])
+    return doc
+
+
+def convert_price_map(
+    doc: Mapping[str, Any], *, as_of: str, source: str
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """(catalog entries by name, skipped LiteLLM keys with the reason)."""
     models: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
     for key, spec in doc.items():
@@ -90,17 +129,21 @@ def import_litellm(src: Path, dest: Path, *, as_of: date | None = None) -> Impor
         if reason is not None:
             skipped[key] = reason
             continue
-        name, entry = _convert(key, spec, stamp)
+        name, entry = _convert(key, spec, as_of, source)
         if name in models:
             skipped[key] = f"duplicate of {name}"
             continue
         models[name] = entry
-    out = {"schema": 1, "generated_from": LITELLM_SOURCE, "models": models}
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".tmp")
-    tmp.write_text(json.dumps(out, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(dest)  # atomic, so a running proxy never reads half a file
-    return ImportReport(imported=len(models), skipped=skipped, dest=dest)
+    return models, skipped
+
+
+def imported_on(path: Path) -> date | None:
+    """The day a LiteLLM wheel was imported into the override file at ``path``, if any."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return date.fromisoformat(doc["imported_on"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _skip_reason(key: str, spec: object) -> str | None:
@@ -171,7 +214,9 @@ def _openai_encoding(name: str) -> str:
     return "cl100k_base" if legacy else "o200k_base"
 
 
-def _convert(key: str, spec: Mapping[str, Any], stamp: str) -> tuple[str, dict[str, Any]]:
+def _convert(
+    key: str, spec: Mapping[str, Any], stamp: str, source: str
+) -> tuple[str, dict[str, Any]]:
     name, provider = _name_and_provider(key, str(spec.get("litellm_provider", "unknown")))
     context = spec.get("max_input_tokens") or spec.get("max_tokens") or 0
     entry: dict[str, Any] = {
@@ -190,7 +235,7 @@ def _convert(key: str, spec: Mapping[str, Any], stamp: str) -> tuple[str, dict[s
             "reasoning": bool(spec.get("supports_reasoning", False)),
         },
         "as_of": stamp,
-        "source": LITELLM_SOURCE,
+        "source": source,
     }
     if provider == "openai":
         entry["encoding"] = _openai_encoding(name)

@@ -18,7 +18,7 @@ from starlette.responses import Response, StreamingResponse
 from pricing.cost import format_micro
 from pricing.ledger import LedgerStore, aiter_csv, summary, summary_csv
 from proxy.auth import presented_key
-from proxy.errors import SpendgateError
+from proxy.errors import AuthenticationError, SpendgateError
 from proxy.periods import window
 from proxy.render import JSON, error_response
 from proxy.runtime import Runtime
@@ -36,9 +36,31 @@ def admin_key_of(request: Request) -> str | None:
     return presented_key(request.headers) or request.cookies.get(ADMIN_COOKIE)
 
 
-def require_admin(request: Request) -> Runtime:
+def client_address(request: Request) -> str:
+    """The peer's address, as the throttle counts it (a reverse proxy's own, behind one)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+async def check_admin_key(runtime: Runtime, request: Request, presented: str | None) -> None:
+    """Raise unless ``presented`` is the admin key; wrong keys count towards the throttle."""
+    if presented is None:
+        runtime.auth.authenticate_admin(None)  # missing (401) or disabled (403): not a guess
+        return
+    throttle = runtime.login_throttle
+    address = client_address(request)
+    await throttle.check(address)
+    try:
+        runtime.auth.authenticate_admin(presented)
+    except AuthenticationError:
+        await throttle.failed(address)
+        raise
+    await throttle.succeeded(address)
+
+
+async def require_admin(request: Request) -> Runtime:
+    """The runtime, once the request has shown the admin key (429 while throttled)."""
     runtime = _runtime(request)
-    runtime.auth.authenticate_admin(admin_key_of(request))
+    await check_admin_key(runtime, request, admin_key_of(request))
     return runtime
 
 
@@ -51,7 +73,7 @@ def _ledger(runtime: Runtime) -> LedgerStore:
 
 async def export_csv(request: Request) -> Response:
     try:
-        runtime = require_admin(request)
+        runtime = await require_admin(request)
         params = request.query_params
         start, end = window(params.get("from"), params.get("to"))
         store = _ledger(runtime)
@@ -66,7 +88,7 @@ async def export_csv(request: Request) -> Response:
 
 async def summary_view(request: Request) -> Response:
     try:
-        runtime = require_admin(request)
+        runtime = await require_admin(request)
         params = request.query_params
         start, end = window(params.get("from"), params.get("to"))
         period: Literal["all", "month"] = "all" if params.get("period") == "all" else "month"
@@ -98,7 +120,7 @@ def _summary_json(row: Any) -> dict[str, Any]:
 
 async def budgets_view(request: Request) -> Response:
     try:
-        runtime = require_admin(request)
+        runtime = await require_admin(request)
         usage = await runtime.stages.router.budget_usage()
     except SpendgateError as exc:
         return error_response(exc)

@@ -40,6 +40,7 @@ from proxy.forward import Forwarder
 from proxy.ledger_sink import LedgerSink, SpillSlot, default_spill_base
 from proxy.metrics import CounterSync, Metrics
 from proxy.models import ModelTable
+from proxy.redis_keys import redis_keys
 from proxy.routing_stage import Router
 from proxy.settings import Settings
 from routing.breaker import BreakerPolicy, CircuitBreaker
@@ -126,7 +127,7 @@ def build_cache(
     if redis is not None:
         store = RedisStore(
             redis,
-            prefix=cache_config.prefix,
+            prefix=redis_keys(cache_config).cache,
             ttl_s=cache_config.ttl_s,
             op_timeout_s=cache_config.lookup_timeout_ms / 1000,
             breaker=CircuitBreaker(REDIS_BREAKER),
@@ -182,7 +183,7 @@ def build_semantic(
     if redis is not None:
         index = RedisIndex(
             redis,
-            prefix=cache_config.prefix + "sem:",
+            prefix=redis_keys(cache_config).semantic,
             ttl_s=cache_config.ttl_s,
             max_per_context=semantic.max_per_context,
             op_timeout_s=cache_config.lookup_timeout_ms / 1000,

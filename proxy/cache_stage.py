@@ -5,7 +5,7 @@ together make one upstream call, and every follower gets the leader's answer.
 The leader's flight stays open until its answer is complete (for a stream,
 until the last chunk), then ``finish`` publishes it and closes the flight.
 ``finish`` is always reached: a failed or abandoned request closes its flight
-with no answer, and its followers go upstream themselves.
+with no answer, and one of its followers takes over as the leader.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 authenticate -> read and check the body -> resolve the model -> cache lookup
 -> route (budgets, model choice) -> upstream (retries, fallbacks) -> account.
+Everything but the cache and the chat wire format is the policy every model
+endpoint shares (``proxy.policy``).
 """
 
 from __future__ import annotations
@@ -13,14 +15,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from proxy.auth import Authenticator, presented_key
-from proxy.exchange import Exchange, RequestIds
+from proxy.exchange import Exchange
 from proxy.forward import Forwarder
+from proxy.policy import EndpointPolicy
 from proxy.providers.openai import usage_from_openai
-from proxy.ratelimit import RateLimiter
 from proxy.relay import Relay, relay_stream, spendgate_object
-from proxy.render import JSON, as_spendgate_error, error_response, exchange_headers
-from proxy.request import check_chat_body, parse_object, read_body, tags_of, wants_usage
+from proxy.render import JSON, exchange_headers
+from proxy.request import check_chat_body, wants_usage
 from proxy.sse import DONE_FRAME, encode_data
 from proxy.stages import AccountingStage, CacheStage, RouterStage
 
@@ -35,78 +36,55 @@ class ChatHandler:
     def __init__(
         self,
         *,
-        auth: Authenticator,
+        policy: EndpointPolicy,
         router: RouterStage,
         cache: CacheStage,
         forwarder: Forwarder,
         accounting: AccountingStage,
         replay: ReplayChunks,
         assembler: AssemblerFactory,
-        max_body_bytes: int,
-        ids: RequestIds,
-        limiter: RateLimiter,
     ) -> None:
-        self._auth = auth
-        self._limiter = limiter
+        self._policy = policy
         self._router = router
         self._cache = cache
         self._forwarder = forwarder
         self._accounting = accounting
         self._replay = replay
         self._assembler = assembler
-        self._max_body = max_body_bytes
-        self._ids = ids
 
     async def __call__(self, request: Request) -> Response:
-        ex = Exchange("chat", self._ids())
+        ex = self._policy.exchange("chat")
         try:
-            await self._begin(ex, request)
+            await self._policy.admit(ex, request, check=check_chat_body)
+            ex.include_usage = ex.stream and wants_usage(ex.body)
             cached = await self._cache.lookup(ex) or await self._cache.join(ex)
             if cached is not None:
                 return self._from_cache(ex, cached)
             try:
-                await self._router.plan(ex)
+                await self._policy.plan(ex)
                 if ex.stream:
-                    return await self._stream(ex)
-                return await self._complete(ex)
+                    return await self._stream(ex, request)
+                return await self._complete(ex, request)
             except BaseException:
                 await self._cache.store(ex, None)
                 raise
         except Exception as exc:  # the request's one boundary: render, and still account
-            error = as_spendgate_error(exc)
-            ex.status, ex.error_type = error.http_status, error.type
-            if ex.principal is not None:
-                self._accounting.charge(ex)
-                self._accounting.record(ex)
-            return error_response(error, ex)
+            return self._policy.fail(ex, exc)
 
-    async def _begin(self, ex: Exchange, request: Request) -> None:
-        headers = request.headers
-        ex.principal = self._auth.authenticate(headers)
-        ex.client_key = presented_key(headers)
-        ex.headers = {
-            k: v for k, v in headers.items() if k.startswith(("x-spendgate-", "cache-control"))
-        }
-        ex.raw = await read_body(request, limit=self._max_body)
-        ex.body = parse_object(ex.raw)
-        check_chat_body(ex.body)
-        ex.requested_model = ex.body["model"]
-        ex.stream = ex.body.get("stream") is True
-        ex.include_usage = ex.stream and wants_usage(ex.body)
-        ex.tags = tags_of(headers, ex.body)
-        await self._limiter.check(ex.principal, body_bytes=len(ex.raw))
-        self._router.resolve(ex)
-
-    async def _complete(self, ex: Exchange) -> Response:
-        result = await self._router.run(ex, lambda target: self._forwarder.complete(ex, target))
+    async def _complete(self, ex: Exchange, request: Request) -> Response:
+        result = await self._policy.call(
+            ex, request, lambda target: self._forwarder.complete(ex, target)
+        )
         ex.usage = result.usage
         self._accounting.charge(ex)
         await self._cache.store(ex, result.parsed)
         self._accounting.record(ex)
         return Response(result.body, headers=exchange_headers(ex), media_type=JSON)
 
-    async def _stream(self, ex: Exchange) -> Response:
-        start = await self._router.run(ex, lambda target: self._forwarder.open_stream(ex, target))
+    async def _stream(self, ex: Exchange, request: Request) -> Response:
+        start = await self._policy.call(
+            ex, request, lambda target: self._forwarder.open_stream(ex, target)
+        )
         assembler = self._assembler()
         relay = Relay(ex, charge=self._accounting.charge, sink=assembler.feed)
 

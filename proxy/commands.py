@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -42,28 +43,58 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 
 def cmd_pricing(args: argparse.Namespace) -> int:
-    from pricing.catalog import format_catalog
+    from pricing.catalog_format import format_catalog, format_stale, stale_entries
+    from pricing.litellm_import import imported_on
     from proxy.assembly import build_catalog
 
     settings = _settings(args)
     if args.words and args.words[0] == "import":
         return _pricing_import(args, settings)
-    if len(args.words) > 1:
-        print("usage: spendgate pricing [MODEL] | spendgate pricing import FILE", file=sys.stderr)
+    if len(args.words) > 1 or args.from_litellm_wheel is not None:
+        print(f"usage: spendgate pricing [MODEL] | {_IMPORT_USAGE}", file=sys.stderr)
         return 2
-    print(format_catalog(build_catalog(settings), args.words[0] if args.words else None))
+    catalog = build_catalog(settings)
+    model = args.words[0] if args.words else None
+    print(format_catalog(catalog, model))
+    today = date.today()
+    stale = stale_entries(
+        catalog, today=today, imported_on=imported_on(Path(settings.config.pricing.overrides_file))
+    )
+    if model is not None:
+        stale = [(entry, read) for entry, read in stale if entry is catalog.get(model)]
+    sys.stderr.write(format_stale(stale, today=today))
     return 0
 
 
-def _pricing_import(args: argparse.Namespace, settings: Any) -> int:
-    from pricing.litellm_import import import_litellm
+_IMPORT_USAGE = (
+    "spendgate pricing import FILE | spendgate pricing import --from-litellm-wheel [WHEEL]"
+    " [--out OVERRIDES]"
+)
 
-    if len(args.words) != 2:
-        print("usage: spendgate pricing import FILE [--out OVERRIDES]", file=sys.stderr)
-        return 2
+
+def _pricing_import(args: argparse.Namespace, settings: Any) -> int:
+    from pricing.litellm_import import import_litellm, import_price_map
+
     dest = Path(args.out or settings.config.pricing.overrides_file)
-    report = import_litellm(Path(args.words[1]), dest)
-    print(f"imported {report.imported} models into {dest} ({report.skipped_count} skipped)")
+    wheel_arg = args.from_litellm_wheel
+    if (wheel_arg is None) != (len(args.words) == 2) or len(args.words) > 2:
+        print(f"usage: {_IMPORT_USAGE}", file=sys.stderr)
+        return 2
+    if wheel_arg is None:
+        report = import_litellm(Path(args.words[1]), dest)
+        print(f"imported {report.imported} models into {dest} ({report.skipped_count} skipped)")
+        return 0
+    from pricing.litellm_wheel import read_installed, read_wheel
+
+    wheel = read_wheel(Path(wheel_arg)) if wheel_arg else read_installed()
+    report = import_price_map(
+        wheel.content, dest, as_of=wheel.as_of, source=wheel.source, where=wheel.origin,
+        imported_on=date.today(),
+    )  # fmt: skip
+    print(
+        f"imported {report.imported} models from {wheel.as_of} ({wheel.origin}) into {dest} "
+        f"({report.skipped_count} skipped)"
+    )
     return 0
 
 
@@ -155,6 +186,13 @@ def register_commands(sub: Any, *, add_config: AddConfig) -> None:
     add_config(pricing)
     pricing.add_argument("words", nargs="*", metavar="MODEL | import FILE")
     pricing.add_argument("--out", help="override file to write (default: pricing.overrides_file)")
+    pricing.add_argument(
+        "--from-litellm-wheel",
+        nargs="?",
+        const="",
+        metavar="WHEEL",
+        help="with import: read LiteLLM's price map from this wheel (default: the installed one)",
+    )
     pricing.set_defaults(func=_guarded(cmd_pricing))
 
     export = sub.add_parser("export", help="write ledger rows (or the summary) as CSV")

@@ -126,11 +126,23 @@ class CacheConfig(_Strict):
     redis_url: str = "redis://127.0.0.1:6379/0"
     ttl_s: int = Field(default=86400, gt=0)
     prefix: str = "spendgate:cache:"
+    # The root of every Redis key (see proxy.redis_keys); ``prefix`` must lie under it.
+    redis_prefix: str = Field(default="spendgate:", min_length=1)
     max_bytes: int = Field(default=DEFAULT_CACHE_BYTES, gt=0)
     lookup_timeout_ms: int = Field(default=50, gt=0)
     cache_length: bool = False
     encryption_key: str | None = None
     semantic: SemanticConfig = SemanticConfig()
+
+    @model_validator(mode="after")
+    def _prefix_under_root(self) -> CacheConfig:
+        chosen = self.model_fields_set
+        if {"prefix", "redis_prefix"} <= chosen and not self.prefix.startswith(self.redis_prefix):
+            raise ValueError(
+                f"prefix {self.prefix!r} must start with redis_prefix {self.redis_prefix!r}, "
+                "so that every key of this deployment lives under one prefix"
+            )
+        return self
 
 
 class LedgerConfig(_Strict):

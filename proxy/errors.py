@@ -8,9 +8,11 @@
     │   ├── NotFoundError               404 not_found_error
     │   │   └── ModelNotFoundError      404 model_not_found
     │   ├── MethodNotAllowedError       405 method_not_allowed
+    │   ├── BudgetUnpricedModelError    403 budget_unpriced_model
     │   ├── PayloadTooLargeError        413 request_too_large
     │   └── RateLimitError              429 rate_limit_exceeded
     │       └── BudgetExceededError     429 budget_exceeded
+    ├── ClientDisconnectedError         499 client_disconnected (recorded, never sent)
     └── UpstreamError                   502 upstream_error      (names the provider)
         ├── UpstreamStatusError         upstream 4xx passed through; 5xx -> 502
         ├── UpstreamAuthError           502 upstream_auth_failed (not retried)
@@ -120,6 +122,20 @@ class RateLimitError(RequestError):
 class BudgetExceededError(RateLimitError):
     type = "budget_exceeded"
     default_code = "budget_exceeded"
+
+
+class BudgetUnpricedModelError(PermissionDeniedError):
+    """A budget applies, but the model's price is unknown: its spend could not be metered."""
+
+    default_code = "budget_unpriced_model"
+
+
+class ClientDisconnectedError(SpendgateError):
+    """The client closed its connection before its answer; the upstream call was cancelled."""
+
+    status = 499
+    type = "client_disconnected"
+    default_code = "client_disconnected"
 
 
 class UpstreamError(SpendgateError):

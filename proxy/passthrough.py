@@ -1,15 +1,19 @@
-"""``POST /v1/embeddings`` and ``POST /v1/responses``: pass-through to ``type: openai``.
+"""``POST /v1/embeddings`` and ``POST /v1/responses``, for ``type: openai`` providers.
 
-The body goes upstream as the client sent it (the model renamed if its
-``upstream`` differs) and the answer comes back as the upstream sent it; the
-proxy only reads the usage for accounting. Streams are relayed frame by frame.
+The body goes upstream as the client sent it (the model renamed if the
+serving model's ``upstream`` differs) and the answer comes back as the
+upstream sent it; the proxy reads the usage for accounting. Everything a call
+is promised (keys, rate limits, budgets, retries, fallbacks within the tier,
+circuit breakers, the ledger row, a 499 for a client that leaves) is the
+policy every model endpoint shares (``proxy.policy``); this module holds only
+what differs: the wire format and the checks on the body.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import anyio
@@ -18,59 +22,46 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from pricing.usage import Usage
-from proxy.auth import Authenticator, presented_key
-from proxy.errors import RequestError, SpendgateError, UpstreamProtocolError
-from proxy.exchange import Exchange, RequestIds
-from proxy.forward import upstream_status_error
-from proxy.models import ModelTable
-from proxy.providers.base import Provider
+from proxy.errors import RequestError, UpstreamProtocolError
+from proxy.exchange import Exchange, Target
+from proxy.forward import Forwarder, upstream_status_error
+from proxy.passthrough_stream import (
+    OpenStream,
+    StreamWatch,
+    first_event,
+    relay_events,
+    responses_usage,
+)
+from proxy.policy import EndpointPolicy
 from proxy.providers.openai import OpenAIProvider, usage_from_openai
-from proxy.render import JSON, as_spendgate_error, error_response, exchange_headers
-from proxy.request import parse_object, read_body, require_model, tags_of
-from proxy.sse import SSEDecoder, encode_data
-from proxy.stages import AccountingStage
-from proxy.upstream import UpstreamClients, upstream_errors
+from proxy.render import JSON, exchange_headers
+from proxy.request import require_model
+from proxy.upstream import upstream_errors
+
+SSE = "text/event-stream"
+_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
-def responses_usage(raw: Mapping[str, Any] | None) -> Usage | None:
-    """Usage of a Responses API ``response`` object."""
-    if not isinstance(raw, Mapping):
+def check_passthrough_body(body: Mapping[str, Any]) -> None:
+    """The few checks the proxy itself relies on; the upstream checks the rest."""
+    require_model(body)
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise RequestError("'stream' must be a boolean", param="stream")
+
+
+def _usage_of(endpoint: str, body: Any) -> Usage | None:
+    if not isinstance(body, dict):
         return None
-    details = raw.get("input_tokens_details") or {}
-    output_details = raw.get("output_tokens_details") or {}
-    return Usage(
-        prompt_tokens=int(raw.get("input_tokens") or 0),
-        completion_tokens=int(raw.get("output_tokens") or 0),
-        cached_prompt_tokens=int(details.get("cached_tokens") or 0),
-        reasoning_tokens=int(output_details.get("reasoning_tokens") or 0),
-    )
-
-
-def _usage_of(endpoint: str, body: Mapping[str, Any]) -> Usage | None:
     if endpoint == "responses":
         return responses_usage(body.get("usage"))
     return usage_from_openai(body.get("usage"))
 
 
 class PassthroughHandler:
-    def __init__(
-        self,
-        *,
-        auth: Authenticator,
-        models: ModelTable,
-        providers: Mapping[str, Provider],
-        clients: UpstreamClients,
-        accounting: AccountingStage,
-        max_body_bytes: int,
-        ids: RequestIds,
-    ) -> None:
-        self._auth = auth
-        self._models = models
-        self._providers = providers
-        self._clients = clients
-        self._accounting = accounting
-        self._max_body = max_body_bytes
-        self._ids = ids
+    def __init__(self, *, policy: EndpointPolicy, forwarder: Forwarder) -> None:
+        self._policy = policy
+        self._forwarder = forwarder
 
     async def embeddings(self, request: Request) -> Response:
         return await self._handle(request, "embeddings")
@@ -79,110 +70,102 @@ class PassthroughHandler:
         return await self._handle(request, "responses")
 
     async def _handle(self, request: Request, endpoint: str) -> Response:
-        ex = Exchange(endpoint, self._ids())
+        ex = self._policy.exchange(endpoint)
         try:
-            ex.principal = self._auth.authenticate(request.headers)
-            ex.client_key = presented_key(request.headers)
-            ex.raw = await read_body(request, limit=self._max_body)
-            ex.body = parse_object(ex.raw)
-            ex.requested_model = require_model(ex.body)
-            ex.tags = tags_of(request.headers, ex.body)
-            ex.stream = ex.body.get("stream") is True
-            ex.target = self._models.resolve(ex.requested_model)
-            provider = self._providers[ex.target.provider]
-            if not isinstance(provider, OpenAIProvider):
-                raise RequestError(
-                    f"/v1/{endpoint} is only available for models of providers of type openai",
-                    param="model",
-                )
-            upstream_model = ex.target.model.upstream_name
-            body = (
-                None
-                if upstream_model == ex.requested_model
-                else {**ex.body, "model": upstream_model}
-            )
-            upstream = provider.build_passthrough_request(
-                endpoint, ex.raw, client_key=ex.client_key, body=body
-            )
-            started = time.perf_counter()
+            await self._policy.admit(ex, request, check=check_passthrough_body)
+            ex.stream = ex.stream and endpoint == "responses"  # embeddings are never streamed
+            assert ex.target is not None  # resolve() set it: "auto" is chat's alone
+            self._provider(ex.target)  # refuse another provider type before any budget is held
+            await self._policy.plan(ex)
             if ex.stream:
-                response = await self._clients.open_stream(ex.target.provider, upstream)
-                return await self._relay(ex, provider, response, started)
-            try:
-                response = await self._clients.send(ex.target.provider, upstream)
-            finally:
-                ex.upstream_s = time.perf_counter() - started
-            return self._finish(ex, provider, response)
+                opened = await self._policy.call(ex, request, lambda t: self._open(ex, t))
+                if isinstance(opened, bytes):  # answered whole: passed on as it came
+                    self._policy.settle(ex)
+                    return Response(opened, headers=exchange_headers(ex), media_type=JSON)
+                return StreamingResponse(
+                    relay_events(ex, opened, on_end=lambda: self._policy.settle(ex)),
+                    headers={**exchange_headers(ex), **_SSE_HEADERS},
+                    media_type=SSE,
+                )
+            content = await self._policy.call(ex, request, lambda t: self._send(ex, t))
+            self._policy.settle(ex)
+            return Response(content, headers=exchange_headers(ex), media_type=JSON)
         except Exception as exc:  # the request's one boundary: render, and still account
-            error = as_spendgate_error(exc)
-            ex.status, ex.error_type = error.http_status, error.type
-            if ex.principal is not None:
-                self._accounting.charge(ex)
-                self._accounting.record(ex)
-            return error_response(error, ex)
+            return self._policy.fail(ex, exc)
 
-    def _finish(self, ex: Exchange, provider: OpenAIProvider, response: httpx.Response) -> Response:
-        if response.status_code >= 400:
-            raise upstream_status_error(
-                provider, response.status_code, response.content, response.headers
+    def _provider(self, target: Target) -> OpenAIProvider:
+        provider = self._forwarder.provider(target.provider)
+        if not isinstance(provider, OpenAIProvider):
+            raise RequestError(
+                f"this endpoint is only available for models of providers of type openai "
+                f"({target.model.name} is served by {target.provider})",
+                param="model",
             )
-        try:
-            parsed = json.loads(response.content)
-        except ValueError as exc:
-            raise UpstreamProtocolError(
-                f"{provider.settings.name}: the upstream answered with malformed JSON",
-                provider=provider.settings.name,
-            ) from exc
-        ex.usage = _usage_of(ex.endpoint, parsed) if isinstance(parsed, dict) else None
-        self._accounting.charge(ex)
-        self._accounting.record(ex)
-        return Response(response.content, headers=exchange_headers(ex), media_type=JSON)
+        return provider
 
-    async def _relay(
-        self, ex: Exchange, provider: OpenAIProvider, response: httpx.Response, started: float
-    ) -> Response:
-        if response.status_code >= 400:
-            try:
-                async with upstream_errors(provider.settings.name):
-                    content = await response.aread()
-            finally:
-                await response.aclose()
-            raise upstream_status_error(provider, response.status_code, content, response.headers)
-        return StreamingResponse(
-            self._frames(ex, response, started),
-            headers=exchange_headers(ex),
-            media_type="text/event-stream",
+    def _request_for(self, ex: Exchange, target: Target) -> tuple[OpenAIProvider, Any]:
+        provider = self._provider(target)
+        upstream_model = target.model.upstream_name
+        body = (
+            None if upstream_model == ex.body.get("model") else {**ex.body, "model": upstream_model}
         )
+        request = provider.build_passthrough_request(
+            ex.endpoint, ex.raw, client_key=ex.client_key, body=body
+        )
+        return provider, request
 
-    async def _frames(
-        self, ex: Exchange, response: httpx.Response, started: float
-    ) -> AsyncIterator[bytes]:
-        decoder = SSEDecoder()
+    async def _send(self, ex: Exchange, target: Target) -> bytes:
+        """One attempt at a whole answer: its bytes, once they parse as JSON."""
+        provider, request = self._request_for(ex, target)
+        started = time.perf_counter()
         try:
-            async with upstream_errors(ex.target.provider if ex.target else "upstream"):
-                async for data in response.aiter_bytes():
-                    for event in decoder.feed(data):
-                        self._watch(ex, event.data)
-                    yield data
-        except SpendgateError as exc:
-            ex.status, ex.error_type = exc.http_status, exc.type
-            yield encode_data(exc.body())
+            response = await self._forwarder.clients.send(target.provider, request)
         finally:
-            with anyio.CancelScope(shield=True):
-                await response.aclose()
-            ex.upstream_s = time.perf_counter() - started
-            self._accounting.charge(ex)
-            self._accounting.record(ex)
+            ex.upstream_s += time.perf_counter() - started
+        return self._whole(ex, target, provider, response.status_code, response.content, response)
 
     @staticmethod
-    def _watch(ex: Exchange, data: str) -> None:
-        # Only the final event carries usage; skip parsing the rest.
-        if '"usage"' not in data:
-            return
+    def _whole(
+        ex: Exchange,
+        target: Target,
+        provider: OpenAIProvider,
+        status: int,
+        content: bytes,
+        response: httpx.Response,
+    ) -> bytes:
+        if status >= 400:
+            raise upstream_status_error(provider, status, content, response.headers)
         try:
-            event = json.loads(data)
-        except ValueError:
-            return
-        response = event.get("response") if isinstance(event, dict) else None
-        if isinstance(response, dict) and response.get("usage"):
-            ex.usage = responses_usage(response["usage"])
+            parsed = json.loads(content)
+        except ValueError as exc:
+            raise UpstreamProtocolError(
+                f"{target.provider}: the upstream answered with malformed JSON",
+                provider=target.provider,
+            ) from exc
+        ex.usage = _usage_of(ex.endpoint, parsed)
+        return content
+
+    async def _open(self, ex: Exchange, target: Target) -> OpenStream | bytes:
+        """One attempt at a stream: returns once its first event is in hand.
+
+        An upstream that answers with a whole JSON body (an error, or one
+        that does not stream) gives that body instead.
+        """
+        provider, request = self._request_for(ex, target)
+        started = time.perf_counter()
+        response: httpx.Response = await self._forwarder.clients.open_stream(
+            target.provider, request
+        )
+        try:
+            kind = response.headers.get("content-type", "")
+            if response.status_code >= 400 or not kind.startswith("text/event-stream"):
+                async with upstream_errors(target.provider):
+                    content = await response.aread()
+                await response.aclose()
+                ex.upstream_s += time.perf_counter() - started
+                return self._whole(ex, target, provider, response.status_code, content, response)
+            return await first_event(target, response, StreamWatch(ex.endpoint), started)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
+            raise

@@ -18,7 +18,7 @@ from proxy.errors import PayloadTooLargeError, RequestError
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 TAG_HEADERS = ("x-spendgate-agent", "x-spendgate-workflow", "x-spendgate-step", "x-spendgate-run")
-_MAX_TAG_CHARS = 128
+MAX_TAG_CHARS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,18 +124,29 @@ def wants_usage(body: Mapping[str, Any]) -> bool:
 
 
 def tags_of(headers: Mapping[str, str], body: Mapping[str, Any]) -> Tags:
+    """The request's tags; a 400 naming the header (or metadata field) of one too long."""
     metadata = body.get("metadata")
     meta = metadata if isinstance(metadata, dict) else {}
     values = []
     for header in TAG_HEADERS:
         name = header.removeprefix("x-spendgate-")
-        value = headers.get(header) or meta.get(name)
-        values.append(_clean_tag(value))
+        value = headers.get(header)
+        where = header
+        if not value:
+            value, where = meta.get(name), f"metadata.{name}"
+        values.append(_clean_tag(value, where))
     return Tags(*values)
 
 
-def _clean_tag(value: Any) -> str | None:
+def _clean_tag(value: Any, where: str) -> str | None:
     if not isinstance(value, str) or not value:
         return None
+    if len(value) > MAX_TAG_CHARS:
+        # Refused rather than cut: two different long tags must not merge into one.
+        raise RequestError(
+            f"{where} is {len(value)} characters long; tags may have at most {MAX_TAG_CHARS}",
+            param=where,
+            code="tag_too_long",
+        )
     printable = "".join(ch for ch in value if ch.isprintable())
-    return printable[:_MAX_TAG_CHARS] or None
+    return printable or None

@@ -13,16 +13,24 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
 from proxy.accounting import Accountant
 from proxy.config import RoutingMode
-from proxy.errors import RequestError, UpstreamConnectionError, UpstreamTimeoutError
+from proxy.errors import (
+    BudgetUnpricedModelError,
+    RequestError,
+    UpstreamConnectionError,
+    UpstreamTimeoutError,
+)
 from proxy.exchange import Exchange, Target
+from proxy.fallbacks import tier_fallbacks
 from proxy.metrics import Metrics
 from proxy.models import AUTO_MODEL, ModelTable
+from proxy.redis_keys import redis_keys
 from proxy.settings import Settings
 from routing.breaker import BreakerPolicy, BreakerRegistry, breaker_key
 from routing.budgets import (
@@ -32,6 +40,8 @@ from routing.budgets import (
     MemoryBudgetLedger,
     RedisBudgetLedger,
     budgets_from_config,
+    charges_for,
+    utc_now,
 )
 from routing.retry import RetryPolicy, attempts_of, run_with_fallbacks
 from routing.scorer import Score, load_weights, score_request
@@ -50,6 +60,17 @@ T = TypeVar("T")
 
 DEFAULT_EXPECTED_OUTPUT_TOKENS = 500
 _ROUTE_HEADER = "x-spendgate-route"
+
+
+def _expected_output(ex: Exchange) -> int:
+    """Output tokens to reserve for: the request's own cap, else a typical answer."""
+    if ex.endpoint == "embeddings":
+        return 0
+    for name in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
+        value = ex.body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return DEFAULT_EXPECTED_OUTPUT_TOKENS
 
 
 def candidate_for(target: Target, accountant: Accountant) -> Candidate:
@@ -98,6 +119,7 @@ class Router:
         self._accountant = accountant
         self._weights = load_weights()
         self._candidates = build_candidates(models, accountant)
+        keys = redis_keys(config.cache)
         # Only models with a tier are ever chosen by routing (an embedding model is not).
         self._routable = [self._candidates[t.model.name] for t in models.targets if t.model.tier]
         self._breakers = BreakerRegistry(
@@ -105,13 +127,19 @@ class Router:
                 failure_threshold=routing.breaker_failures, open_s=routing.breaker_open_s
             ),
             redis=redis,
+            key_prefix=keys.breakers,
         )
-        self._sticky = StickinessTracker(redis=redis)
+        self._sticky = StickinessTracker(redis=redis, key_prefix=keys.sticky)
         budgets = budgets_from_config(
             [b.model_dump(exclude_none=True, mode="json") for b in config.budgets]
         )
         self._budgets: BudgetLedger = (
-            RedisBudgetLedger(budgets, redis=redis, fail_open=routing.budgets_fail_open)
+            RedisBudgetLedger(
+                budgets,
+                redis=redis,
+                key_prefix=keys.budgets,
+                fail_open=routing.budgets_fail_open,
+            )
             if redis is not None
             else MemoryBudgetLedger(budgets)
         )
@@ -123,10 +151,22 @@ class Router:
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self._has_budgets = bool(budgets)
+        self._budget_list = tuple(budgets)
+        self._provider_types = {name: p.type for name, p in config.providers.items()}
+        # A budget cannot meter a model without a price: such models are refused under one.
+        self._unpriced = frozenset(
+            t.model.name for t in models.targets if not accountant.quote(t.model.name, 0).known
+        )
         self._rng = random.Random()
 
     def resolve(self, ex: Exchange) -> None:
         if ex.requested_model == AUTO_MODEL:
+            if ex.endpoint != "chat":
+                raise RequestError(
+                    f"model 'auto' is routed on /v1/chat/completions only; name a model "
+                    f"for /v1/{ex.endpoint}",
+                    param="model",
+                )
             if not any(t.model.tier for t in self._models.targets):
                 raise self._models.not_found(AUTO_MODEL)
             return
@@ -151,20 +191,33 @@ class Router:
         """Choose the target and fallbacks, then reserve the estimate against budgets."""
         requested = ex.target
         mode = self._mode(ex)
+        off = ex.headers.get(_ROUTE_HEADER) == "off"
         if requested is not None and (
-            ex.headers.get(_ROUTE_HEADER) == "off"
-            or mode != "downgrade"
-            or requested.model.tier is None
+            off or ex.endpoint != "chat" or mode != "downgrade" or requested.model.tier is None
         ):
-            why = (
-                "x-spendgate-route: off"
-                if ex.headers.get(_ROUTE_HEADER) == "off"
-                else f"mode {mode}"
-            )
+            why = "x-spendgate-route: off" if off else f"mode {mode}"
+            if ex.endpoint != "chat" and not off:
+                why = f"/v1/{ex.endpoint}"
             ex.route_reason = f"{why}: {requested.model.name} as requested"
+            if not off:
+                ex.fallbacks = self._tier_fallbacks(ex, requested)
         else:
             await self._choose(ex, requested, mode)
         await self._reserve(ex)
+
+    def _tier_fallbacks(self, ex: Exchange, requested: Target) -> tuple[Target, ...]:
+        def mode_of(name: str) -> str | None:
+            entry = self._accountant.entry_for(name)
+            return entry.mode if entry is not None else None
+
+        def price_of(name: str) -> Decimal:
+            candidate = self._candidates[name]
+            return candidate.input_price + candidate.output_price
+
+        return tier_fallbacks(
+            requested, self._models.targets, endpoint=ex.endpoint, body=ex.body,
+            provider_types=self._provider_types, mode_of=mode_of, price_of=price_of,
+        )  # fmt: skip
 
     async def _choose(self, ex: Exchange, requested: Target | None, mode: RoutingMode) -> None:
         prompt_tokens, _ = self._accountant.prompt_tokens(
@@ -175,8 +228,11 @@ class Router:
         needs = needs_of(ex.body, prompt_tokens=prompt_tokens)
         messages = ex.body.get("messages") or []
         sticky = await self._sticky.lookup(ex.tenant, messages)
+        pool = self._routable
+        if self._unpriced and self._metered(ex):
+            pool = [c for c in pool if c.name not in self._unpriced]
         candidates = with_availability(
-            self._routable,
+            pool,
             available=lambda c: self._breakers.available(breaker_key(c.provider, c.name)),
         )
         try:
@@ -224,19 +280,35 @@ class Router:
             run_id=ex.tags.run,
         )
 
+    def _metered(self, ex: Exchange) -> bool:
+        """Whether any budget applies to this request."""
+        return bool(charges_for(self._budget_list, self._budget_context(ex), utc_now()))
+
     async def _reserve(self, ex: Exchange) -> None:
         assert ex.target is not None
-        if not self._has_budgets:
+        if not self._has_budgets or not self._metered(ex):
             return
+        if ex.target.model.name in self._unpriced:
+            raise self._unpriced_error(ex, ex.target)
+        ex.fallbacks = tuple(t for t in ex.fallbacks if t.model.name not in self._unpriced)
         if ex.estimated_prompt_tokens is None:
             ex.estimated_prompt_tokens, _ = self._accountant.prompt_tokens(ex, ex.target.model.name)
         candidate = self._candidates[ex.target.model.name]
-        max_tokens = ex.body.get("max_completion_tokens") or ex.body.get("max_tokens")
-        output = max_tokens if isinstance(max_tokens, int) else DEFAULT_EXPECTED_OUTPUT_TOKENS
         estimate = expected_cost_micro(
-            candidate, prompt_tokens=ex.estimated_prompt_tokens, output_tokens=output
+            candidate,
+            prompt_tokens=ex.estimated_prompt_tokens,
+            output_tokens=_expected_output(ex),
         )
         ex.budget_reservation = await self._budgets.reserve(self._budget_context(ex), estimate)
+
+    def _unpriced_error(self, ex: Exchange, target: Target) -> BudgetUnpricedModelError:
+        [first, *_] = charges_for(self._budget_list, self._budget_context(ex), utc_now())
+        name = target.model.name
+        return BudgetUnpricedModelError(
+            f"model '{name}' has no known price, so budget '{first.budget.name}' could not "
+            f"meter this request; give models[].price for '{name}' or use a priced model",
+            param="model",
+        )
 
     async def run(self, ex: Exchange, attempt: Callable[[Target], Awaitable[T]]) -> T:
         assert ex.target is not None
@@ -291,7 +363,7 @@ class Router:
             reservation = ex.budget_reservation
             if reservation is not None:
                 ex.budget_reservation = None
-                # An unpriced call (unknown model price) charges budgets nothing: see README.
+                # No cost: nothing was served (unpriced models never get here, see _reserve).
                 cost = ex.charges.cost if ex.charges is not None else None
                 actual = cost if cost is not None else 0
                 await self._budgets.commit(reservation, actual)

@@ -14,12 +14,15 @@ from proxy.auth import Authenticator
 from proxy.chat import ChatHandler
 from proxy.exchange import RequestIds
 from proxy.forward import Forwarder
+from proxy.login_throttle import LoginThrottle
 from proxy.metrics import Metrics
 from proxy.models import ModelTable
 from proxy.passthrough import PassthroughHandler
+from proxy.policy import EndpointPolicy
 from proxy.providers import build_provider
 from proxy.providers.base import Provider, ProviderSettings
 from proxy.ratelimit import RateLimiter
+from proxy.redis_keys import redis_keys
 from proxy.settings import Settings
 from proxy.upstream import TransportFactory, UpstreamClients
 
@@ -41,6 +44,7 @@ class Runtime:
     chat: ChatHandler
     passthrough: PassthroughHandler
     stages: Stages
+    login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
     probes: dict[str, Probe] = field(default_factory=dict)
     closers: list[Closer] = field(default_factory=list)
     gauges: list[Callable[[], None]] = field(default_factory=list)
@@ -117,29 +121,27 @@ async def build_runtime(
     forwarder = Forwarder(providers, clients)
     stages = await build_stages(settings, models=models, metrics=metrics, forwarder=forwarder)
     auth = Authenticator(config.auth, stored_keys=stages.stored_keys)
-    ids = RequestIds()
-    chat = ChatHandler(
+    keys = redis_keys(config.cache)
+    policy = EndpointPolicy(
         auth=auth,
+        limiter=RateLimiter(redis=stages.redis, prefix=keys.rate_limits),
+        router=stages.router,
+        accounting=stages.accounting,
+        max_body_bytes=config.server.max_body_bytes,
+        ids=RequestIds(),
+    )
+    chat = ChatHandler(
+        policy=policy,
         router=stages.router,
         cache=stages.cache,
         forwarder=forwarder,
         accounting=stages.accounting,
         replay=stages.replay,
         assembler=stages.assembler,
-        max_body_bytes=config.server.max_body_bytes,
-        limiter=RateLimiter(redis=stages.redis),
-        ids=ids,
     )
-    passthrough = PassthroughHandler(
-        auth=auth,
-        models=models,
-        providers=providers,
-        clients=clients,
-        accounting=stages.accounting,
-        max_body_bytes=config.server.max_body_bytes,
-        ids=ids,
-    )
+    passthrough = PassthroughHandler(policy=policy, forwarder=forwarder)
     runtime = Runtime(settings, metrics, models, auth, clients, chat, passthrough, stages)
+    runtime.login_throttle = LoginThrottle(redis=stages.redis, prefix=keys.login)
     runtime.probes.update(stages.probes)
     runtime.probes["upstreams"] = _upstreams_probe(settings)
     runtime.closers.append(clients.aclose)

@@ -6,6 +6,13 @@ with exactly six decimal places; unit prices are plain decimals (USD per 1M
 tokens); timestamps are ISO-8601 UTC with microseconds and "Z"; absent
 values are empty fields. The rows are read in chunks, so a month of traffic
 never sits in memory.
+
+Spreadsheet-safe (OWASP's CSV-injection guidance): a text field that starts
+with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return would be run as a
+formula by Excel, LibreOffice or Google Sheets, so it gets a leading ``'``,
+which they read as "this cell is text". Text fields are the ones a client
+can write (tags, model names, route reasons, error types...). Numbers are
+written by the proxy itself and stay numbers, negative savings included.
 """
 
 from __future__ import annotations
@@ -32,6 +39,14 @@ CSV_COLUMNS: tuple[str, ...] = tuple(f"{c}_usd" if c in MONEY_COLUMNS else c for
 _CHUNK_ROWS = 500
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(text: str) -> str:
+    """``text`` as a cell no spreadsheet will evaluate as a formula."""
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
 def csv_cell(name: str, value: object) -> str:
     """One field of a row as exported."""
     if value is None:
@@ -42,7 +57,9 @@ def csv_cell(name: str, value: object) -> str:
         return iso_z(value)
     if isinstance(value, Decimal):
         return format(value, "f")
-    return str(value)
+    if isinstance(value, int):  # token counts, status codes: numbers the proxy wrote
+        return str(value)
+    return spreadsheet_text(str(value))
 
 
 def csv_lines(rows: Iterable[list[str]], *, header: Iterable[str]) -> Generator[bytes, None, None]:

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pricing.cost import fee_micro, format_micro
 from pricing.ledger.chain import iso_z
-from pricing.ledger.export import csv_lines
+from pricing.ledger.export import csv_lines, spreadsheet_text
 from pricing.ledger.store import LedgerStore
 
 Period = Literal["month", "all"]
@@ -108,7 +108,7 @@ def summary_csv(rows: Iterable[SummaryRow]) -> Iterator[bytes]:
     """The summary in the export's CSV dialect, money as six-place USD."""
     cells = (
         [
-            r.tenant,
+            spreadsheet_text(r.tenant),
             iso_z(r.period_start),
             iso_z(r.period_end),
             str(r.requests),

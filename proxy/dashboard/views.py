@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from pricing.ledger.analytics import ensure_indexes
-from proxy.admin import require_admin
+from proxy.admin import check_admin_key, require_admin
 from proxy.auth import presented_key
 from proxy.dashboard import session
 from proxy.dashboard.html import CSP, e
@@ -58,7 +58,7 @@ def _safe_next(target: str | None) -> str:
     return "/dashboard"
 
 
-def _gate(request: Request) -> Response | None:
+async def _gate(request: Request) -> Response | None:
     """None when the caller may see the dashboard, else the response to send."""
     runtime = _runtime(request)
     admin_key = _admin_key(runtime)
@@ -66,7 +66,7 @@ def _gate(request: Request) -> Response | None:
         return error_response(PermissionDeniedError("the dashboard needs auth.admin_key"))
     if presented_key(request.headers) is not None:
         try:
-            require_admin(request)
+            await require_admin(request)
         except SpendgateError as exc:
             return error_response(exc)
         return None
@@ -109,9 +109,9 @@ async def login(request: Request) -> Response:
     target = _safe_next((form.get("next") or [""])[0])
     admin_key = _admin_key(runtime)
     try:
-        runtime.auth.authenticate_admin(key or None)
+        await check_admin_key(runtime, request, key or None)
     except SpendgateError as exc:
-        return _html(login_form(target, message=exc.message), exc.http_status)
+        return _html(login_form(target, message=exc.message), exc.http_status, exc.headers)
     assert admin_key is not None  # authenticate_admin passed, so it is configured
     token = session.issue(admin_key, now=datetime.now(UTC))
     cookie = session.cookie_header(token, max_age=int(session.SESSION_TTL.total_seconds()))
@@ -163,7 +163,7 @@ async def _ensure_indexed(request: Request, ctx: PageContext) -> None:
 
 
 async def _serve(request: Request, render: Callable[[PageContext], str]) -> Response:
-    denied = _gate(request)
+    denied = await _gate(request)
     if denied is not None:
         return denied
     runtime = _runtime(request)

@@ -195,10 +195,11 @@ async def _early_fault(
 ) -> Response | None:
     """The answer of a fault that replaces the whole answer, else ``None``."""
     status = fault.mode.status
-    if status is not None:
-        return _error(status, dialect)
-    if fault.mode is FaultMode.DISCONNECT:
-        return Dropped()
+    if status is not None or fault.mode is FaultMode.DISCONNECT:
+        # A failure that takes its time, as a struggling upstream's does.
+        if not await _hold(request, state, fault.hold_ms / 1000):
+            return Response(status_code=499)  # nobody reads it: the client has gone
+        return _error(status, dialect) if status is not None else Dropped()
     if fault.mode is FaultMode.TIMEOUT and not await _hold(request, state, state.config.timeout_s):
         return Response(status_code=499)  # nobody reads it: the client has gone
     return None

@@ -44,6 +44,7 @@ class Fault:
     mode: FaultMode
     delay_ms: int = DEFAULT_SLOW_MS  # per chunk, for ``slow``
     cut_after: int = DEFAULT_CUT_AFTER  # frames sent before ``cut_stream`` drops
+    hold_ms: int = 0  # how long an error answer (or a dropped connection) keeps the caller waiting
 
 
 @dataclass(slots=True)
@@ -114,10 +115,11 @@ def fault_from_control(payload: Any) -> tuple[Fault, int, str | None]:
     count = _non_negative(payload, "count", 1)
     delay_ms = _non_negative(payload, "delay_ms", DEFAULT_SLOW_MS)
     cut_after = _non_negative(payload, "cut_after", DEFAULT_CUT_AFTER)
+    hold_ms = _non_negative(payload, "hold_ms", 0)
     model = payload.get("model")
     if model is not None and not isinstance(model, str):
         raise ValueError("model must be a string")
-    return Fault(mode, delay_ms=delay_ms, cut_after=cut_after), count, model
+    return Fault(mode, delay_ms=delay_ms, cut_after=cut_after, hold_ms=hold_ms), count, model
 
 
 def _non_negative(payload: dict[str, Any], key: str, default: int) -> int:

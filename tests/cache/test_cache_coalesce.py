@@ -110,7 +110,7 @@ async def test_followers_get_their_own_copy() -> None:
     assert followers[1]["id"] == "chatcmpl-lead"
 
 
-async def test_a_failing_leader_sends_followers_upstream_themselves() -> None:
+async def test_a_failing_leader_hands_over_to_exactly_one_follower() -> None:
     cache = memory_cache()
     gate = asyncio.Event()
     roles: list[str] = []
@@ -137,8 +137,31 @@ async def test_a_failing_leader_sends_followers_upstream_themselves() -> None:
         await asyncio.sleep(0)
         gate.set()
         await asyncio.gather(leader, *followers)
-    assert roles == ["leader", "solo", "solo", "solo"]
-    assert calls == 4
+    assert roles == ["leader", "leader", "follower", "follower"]
+    assert calls == 2
+    assert cache.metrics()["coalesce_takeovers"] == 1
+
+
+async def test_each_failing_leader_is_replaced_by_one_follower() -> None:
+    cache = memory_cache()
+    calls = 0
+
+    async def one() -> str:
+        nonlocal calls
+        async with cache.flight(BODY, namespace="t", model="m") as flight:
+            if flight.answer is not None:
+                return "served"
+            calls += 1
+            await asyncio.sleep(0.01)
+            if calls < 3:
+                return "failed"  # leaves without publishing: the flight failed
+            await flight.publish(answer())
+            return "led"
+
+    with anyio.fail_after(10):
+        results = await asyncio.gather(*(one() for _ in range(N)))
+    assert calls == 3  # one upstream call per round, never one per waiting request
+    assert sorted(results) == ["failed", "failed", "led"] + ["served"] * (N - 3)
 
 
 async def test_an_uncacheable_leader_answer_is_not_handed_to_followers() -> None:
@@ -261,3 +284,74 @@ async def test_unreachable_redis_means_every_request_goes_alone_across_workers(
             assert flight.role == "leader" and flight.answer is None
             assert not await flight.publish(answer())
     assert cache.metrics()["coalesce_lock_unavailable"] == 1
+
+
+@pytest.mark.redis
+async def test_a_failing_leader_in_one_worker_is_replaced_once_across_workers(
+    redis_prefix: str, redis_clients: ClientFactory
+) -> None:
+    workers = [redis_cache(redis_clients(), redis_prefix, poll_interval_s=0.01) for _ in range(3)]
+    entered, fail = asyncio.Event(), asyncio.Event()
+    calls = 0
+
+    async def lead_and_fail() -> None:
+        nonlocal calls
+        async with workers[0].flight(BODY, namespace="t", model="m") as flight:
+            assert flight.role == "leader"
+            calls += 1
+            entered.set()
+            await fail.wait()  # then leaves without an answer
+
+    async def follow(worker: ResponseCache) -> str:
+        nonlocal calls
+        async with worker.flight(BODY, namespace="t", model="m") as flight:
+            if flight.answer is not None:
+                return flight.role
+            calls += 1
+            await asyncio.sleep(0.05)
+            await flight.publish(answer("second round"))
+            return flight.role
+
+    with anyio.fail_after(20):
+        leader = asyncio.create_task(lead_and_fail())
+        await entered.wait()
+        followers = [asyncio.create_task(follow(workers[1 + i % 2])) for i in range(N)]
+        await until(lambda: sum(w.metrics()["store_gets"] for w in workers[1:]) > N)
+        fail.set()
+        await leader
+        roles = await asyncio.gather(*followers)
+    assert calls == 2
+    assert sorted(roles) == ["follower"] * (N - 1) + ["leader"]
+
+
+@pytest.mark.redis
+async def test_an_uncacheable_answer_sends_remote_followers_upstream_at_once(
+    redis_prefix: str, redis_clients: ClientFactory
+) -> None:
+    leader_cache = redis_cache(redis_clients(), redis_prefix)
+    follower_cache = redis_cache(redis_clients(), redis_prefix, poll_interval_s=0.01)
+    key = leader_cache.key(BODY, namespace="t", model="m")
+    entered, done = asyncio.Event(), asyncio.Event()
+
+    async def lead() -> None:
+        async with leader_cache.flight(BODY, namespace="t", model="m") as flight:
+            entered.set()
+            await done.wait()
+            assert not await flight.publish(answer(finish="length"))
+
+    with anyio.fail_after(10):
+        leader = asyncio.create_task(lead())
+        await entered.wait()
+
+        async def follow() -> bool:
+            async with follower_cache.flight(BODY, namespace="t", model="m") as flight:
+                assert flight.answer is None
+                return await follower_cache.backend.lock_held(key)
+
+        follower = asyncio.create_task(follow())
+        await until(lambda: follower_cache.metrics()["store_gets"] > 1)
+        done.set()
+        await leader
+        # Upstream at once, without taking the lock: other followers do not queue behind it.
+        assert await follower is False
+    assert follower_cache.metrics()["coalesce_takeovers"] == 0

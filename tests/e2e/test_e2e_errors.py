@@ -214,23 +214,28 @@ def test_broken_upstream_answers_are_502(
     assert fresh_sim.calls(model) == MAX_ATTEMPTS  # each is worth a retry
 
 
-def test_a_responses_stream_cut_midway_raises_in_the_sdk(
+def test_a_responses_stream_cut_midway_ends_with_a_responses_error_event(
     client: openai.OpenAI, fresh_sim: Simulator
 ) -> None:
     fresh_sim.arm("cut_stream", count=1, model="gpt-faults")
-    seen: list[str] = []
-    stream = client.responses.create(model="gpt-faults", input=unique("cut me off"), stream=True)
-    with stream, pytest.raises(openai.APIError) as caught:
-        for event in stream:
-            seen.append(event.type)
+    with client.responses.create(
+        model="gpt-faults", input=unique("cut me off"), stream=True
+    ) as stream:
+        seen = list(stream)
 
-    assert seen  # it started before it broke
-    assert "response.completed" not in seen
-    assert caught.value.message.startswith("openai: ")
+    types = [event.type for event in seen]
+    assert types[0] == "response.created"  # it started before it broke
+    assert "response.completed" not in types
+    # The Responses API's own error event, which the SDK hands over as one, numbered in turn.
+    last = seen[-1]
+    assert last.type == "error"
+    assert last.code == "upstream_bad_response"
+    assert last.message.startswith("openai: ")
+    assert last.sequence_number == seen[-2].sequence_number + 1
 
 
 def test_an_embeddings_upstream_500_is_502(client: openai.OpenAI, fresh_sim: Simulator) -> None:
-    # Enough for every attempt the proxy might make (pass-through calls are not retried today).
+    # Enough for every attempt the proxy makes: embeddings are retried like chat.
     fresh_sim.arm("500", count=MAX_ATTEMPTS, model="text-embedding-3-small")
 
     with pytest.raises(openai.InternalServerError) as caught:

@@ -36,7 +36,6 @@ pytestmark = pytest.mark.e2e
 PROMPT = "hi"
 MESSAGES: Any = [{"role": "user", "content": PROMPT}]
 OPEN_S = 2.0
-BREAKER_PREFIX = "spendgate:breaker:"
 
 
 def breaker_config(
@@ -139,10 +138,10 @@ def redis_breakers(redis_url: str) -> Iterator[tuple[str, str]]:
     yield uid, redis_url
     client = redis.Redis.from_url(redis_url)
     try:
-        for pattern in (f"{BREAKER_PREFIX}*{uid}*", f"e2e-routing-{uid}:*"):
-            keys = list(client.scan_iter(match=pattern, count=500))
-            if keys:
-                client.delete(*keys)
+        # cache.prefix alone puts every key of the proxy under it, breakers included.
+        keys = list(client.scan_iter(match=f"e2e-routing-{uid}:*", count=500))
+        if keys:
+            client.delete(*keys)
     finally:
         client.close()
 
@@ -178,10 +177,10 @@ def test_a_circuit_opened_through_one_process_is_open_in_another(
     assert s1.calls(a) == 3
     assert circuit(second, f"p1/{a}") == 1
 
-    # And the state lives in Redis under the breaker prefix.
+    # And the state lives in Redis under the deployment's prefix.
     client = redis.Redis.from_url(redis_url)
     try:
-        assert client.hget(f"{BREAKER_PREFIX}p1/{a}", "opened_at") is not None
+        assert client.hget(f"e2e-routing-{uid}:breaker:p1/{a}", "opened_at") is not None
     finally:
         client.close()
 

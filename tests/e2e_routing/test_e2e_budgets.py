@@ -39,7 +39,6 @@ LIMIT_USD = Decimal("0.003")
 LIMIT_MICRO = int(LIMIT_USD * 1_000_000)
 MAX_TOKENS = 50
 REQUESTS = 20
-BUDGET_PREFIX = "spendgate:{budgets}:"
 # About 2,000 prompt tokens: some 300 micro-dollars at gpt-4o-mini's $0.15 per 1M.
 FILLER = " ".join(f"Line {i} of the report says the shipment arrived on time." for i in range(160))
 
@@ -51,10 +50,10 @@ def run(redis_url: str) -> Iterator[str]:
     yield uid
     client = redis.Redis.from_url(redis_url)
     try:
-        for pattern in (f"{BUDGET_PREFIX}*{uid}*", f"e2e-budgets-{uid}:*"):
-            keys = list(client.scan_iter(match=pattern, count=500))
-            if keys:
-                client.delete(*keys)
+        # cache.prefix alone puts every key of the proxy under it, budgets included.
+        keys = list(client.scan_iter(match=f"e2e-budgets-{uid}:*", count=500))
+        if keys:
+            client.delete(*keys)
     finally:
         client.close()
 

