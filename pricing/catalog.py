@@ -51,6 +51,9 @@ _SUFFIXES = (
 )
 
 
+_ABLE = {"tools": True, "vision": True, "json_schema": True, "reasoning": True}
+
+
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     """What a model accepts: tool calls, image input, strict JSON schema, reasoning."""
@@ -206,7 +209,9 @@ class Catalog:
         for model, price in overrides.items():
             existing = self.get(model)
             name = existing.name if existing is not None else model
-            base = raw.get(name, {"provider": "config", "source": "config"})
+            # Capabilities of a model only the config prices are unknown: assume able, as
+            # routing does for a model the catalog lacks; the upstream will say if not.
+            base = raw.get(name, {"provider": "config", "source": "config", "capabilities": _ABLE})
             raw[name] = {**base, "prices": price.as_raw(), "tiers": []}
             origins[name] = "config"
         return _build(raw, origins)
