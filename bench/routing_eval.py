@@ -1,259 +1,187 @@
-"""Held-out evaluation of the complexity router.
+"""The router's quality, speed and size, in one report.
 
-    python -m bench.routing_eval [--data PATH] [--weights PATH] [--json] [--cv]
+    python -m bench.routing_eval [--json]
 
-Scores the held-out split of the routing development set (see
-``routing.fit.SPLIT_RULE``) with the shipped weights and reports: share of
-prompts per tier, share of hard prompts (Arena-Hard, MATH level 4-5) sent to
-the small tier, AUC, quality recovered vs share sent to the strong model next
-to a random router, and the estimated cost against always using the large
-baseline model at example list prices. Prompt tokens are estimated as
-characters / 4; expected output is the strong reference answer's length / 4
-where the data has it (AlpacaEval), else ``DEFAULT_OUTPUT_TOKENS``.
-
-``--cv`` instead refits the scorer on folds of the training rows and reports
-the same metrics on the left-out fold (see ``cross_validate``).
+* **Validation**: leave-one-source-out APGR of the shipped router, as
+  ``python -m routing.fit`` measured and recorded it in ``routing/weights.json``
+  (every source scored by models that never saw it), next to a random router,
+  the prompt's length alone, and the previous keyword scorer (its scores of
+  every prompt are in ``bench/data/previous_scorer.jsonl.gz``, produced at
+  commit 55c870f; it was fitted on 80 % of the AlpacaEval and MATH rows, so
+  its numbers there are optimistic).
+* **The quality knob**: thresholds, tier shares, quality kept and relative
+  cost for a few ``routing.quality_target`` values.
+* **The demo's traffic**: the tier of each kind of request the demo sends.
+* **Speed**: scoring time, embedding included, by prompt length.
+* **Size**: resident memory the embedder and the model add to a process.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+import gzip
 import json
 import statistics
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from routing.features import content_text, extract
-from routing.fit import (
-    CURVE_SHARES,
-    STRONG_MODEL,
-    Row,
-    auc,
-    family_of,
-    file_sha256,
-    held_out_metrics,
-    learn,
-    load_rows,
-    quality_curve,
-    tier_bounds,
-)
-from routing.scorer import Weights, load_weights, score_request, sigmoid
-from routing.select import Candidate, expected_cost_micro, needs_of, select_model
+from routing.candidates import outcome_pairs
+from routing.dataset import load_examples
+from routing.evaluate import apgr
+from routing.model import DEFAULT_QUALITY_TARGET
+from routing.scorer import Scorer
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1] / "routing" / "data" / "routing_dev.jsonl.gz"
-DEFAULT_OUTPUT_TOKENS = 500
-CV_FOLDS = 5
-_M = Decimal(1_000_000)
+PREVIOUS = Path(__file__).resolve().parent / "data" / "previous_scorer.jsonl.gz"
+SHOWN_TARGETS = (0.8, 0.85, 0.9, 0.95, 0.98, 1.0)
+SPEED_LENGTHS = (100, 2_000, 100_000)
+SPEED_RUNS = 400
+_RSS_SCRIPT = """
+import resource, sys
+def rss():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:")) / 1024
+import numpy, tokenizers, safetensors
+from routing.embedding import TextEmbedder
+from routing.model import load_model
+before = rss()
+embedder = TextEmbedder.load()
+embedder.embed("warm up")
+after_embedder = rss()
+model = load_model()
+print(before, after_embedder, rss())
+"""
 
 
-def _model(name: str, tier: str, input_price: str, output_price: str) -> Candidate:
-    return Candidate(
-        name=name,
-        provider="openai",
-        tier=tier,  # type: ignore[arg-type]
-        context_window=128_000,
-        max_output=16_384,
-        supports_tools=True,
-        supports_vision=True,
-        supports_json_schema=True,
-        supports_reasoning=False,
-        input_price=Decimal(input_price),
-        cached_input_price=Decimal(input_price) / 2,
-        output_price=Decimal(output_price),
+def previous_by_key(level: str) -> dict[str, float]:
+    """The previous scorer's APGR per source (or family), on every row with outcomes."""
+    with gzip.open(PREVIOUS, "rt", encoding="utf-8") as f:
+        scores = {row["id"]: row["score"] for row in map(json.loads, f)}
+    examples = load_examples()
+    cheap, strong = outcome_pairs(examples)
+    groups: dict[str, list[int]] = {}
+    for i, e in enumerate(examples):
+        if cheap[i] == cheap[i]:  # not NaN
+            groups.setdefault(e.source if level == "source" else e.family, []).append(i)
+    return {
+        key: apgr([scores[examples[i].id] for i in rows], cheap[rows], strong[rows])
+        for key, rows in sorted(groups.items())
+    }
+
+
+def validation(weights: Mapping[str, Any]) -> dict[str, Any]:
+    """The recorded leave-one-out tables, with the previous scorer added."""
+    out: dict[str, Any] = {}
+    for level in ("source", "family"):
+        table = weights["metadata"][f"validation_by_{level}"]
+        previous = previous_by_key(level)
+        rows = {k: {**v, "previous": round(previous[k], 4)} for k, v in table["rows"].items()}
+        mean = {**table["mean"], "previous": round(statistics.mean(previous.values()), 4)}
+        out[level] = {"rows": rows, "mean": mean}
+    return out
+
+
+def demo_mix(scorer: Scorer) -> dict[str, dict[str, int]]:
+    """Tier of each demo prompt at the default quality target, by kind of request."""
+    prompts = json.loads(
+        resources.files("proxy").joinpath("data/demo_prompts.json").read_text(encoding="utf-8")
     )
+    thresholds = scorer.model.operating(DEFAULT_QUALITY_TARGET).thresholds
+    mix: dict[str, dict[str, int]] = {}
+    for kind, texts in prompts.items():
+        if kind == "about":
+            continue
+        tiers = Counter(
+            thresholds.tier(scorer.score({"messages": [{"role": "user", "content": t}]}).value)
+            for t in texts
+        )
+        mix[kind] = dict(tiers)
+    return mix
 
 
-EXAMPLE_MODELS = (
-    _model("gpt-4o-mini", "small", "0.15", "0.60"),
-    _model("gpt-4.1-mini", "medium", "0.40", "1.60"),
-    _model("gpt-4o", "large", "2.50", "10.00"),
-)
-BASELINE = EXAMPLE_MODELS[2]
+def speed(scorer: Scorer) -> dict[str, dict[str, float]]:
+    """Scoring time in ms (p50, p99) by prompt length, embedding included."""
+    base = "Please review the following design note and tell me what could go wrong. "
+    out = {}
+    for length in SPEED_LENGTHS:
+        body = {
+            "messages": [{"role": "user", "content": (base * (length // len(base) + 1))[:length]}]
+        }
+        for _ in range(20):
+            scorer.score(body)
+        times = []
+        for _ in range(SPEED_RUNS):
+            start = time.perf_counter()
+            scorer.score(body)
+            times.append((time.perf_counter() - start) * 1000)
+        times.sort()
+        out[f"{length:,} chars"] = {
+            "p50_ms": round(times[len(times) // 2], 3),
+            "p99_ms": round(times[int(len(times) * 0.99)], 3),
+        }
+    return out
 
 
-def _tokens(row: Row) -> tuple[int, int]:
-    chars = sum(len(content_text(m.get("content"))) for m in row.body["messages"])
-    out_chars = row.output_len_chars.get(STRONG_MODEL)
-    out = out_chars // 4 if out_chars else DEFAULT_OUTPUT_TOKENS
-    return -(-chars // 4), out
-
-
-def _conversation_of_tokens(tokens: int) -> dict[str, Any]:
-    """A multi-turn coding conversation of about ``tokens`` tokens (4 chars each)."""
-    turn = (
-        "Refactor this handler and explain the trade-offs step by step; it must stay "
-        "backwards compatible.\n```python\ndef handler(req):\n    return db[req['id']]\n```\n"
+def memory() -> dict[str, float]:
+    """RSS in MiB a fresh interpreter adds for the embedder, and then for the model."""
+    result = subprocess.run(
+        [sys.executable, "-c", _RSS_SCRIPT], capture_output=True, text=True, check=True, timeout=120
     )
-    messages: list[dict[str, str]] = [{"role": "system", "content": "You are a senior engineer."}]
-    chars = 0
-    while chars < tokens * 4:
-        role = "user" if len(messages) % 2 else "assistant"
-        messages.append({"role": role, "content": turn * 5})
-        chars += len(turn) * 5
-    if messages[-1]["role"] != "user":
-        messages.append({"role": "user", "content": turn})
-    return {"model": "auto", "messages": messages, "max_tokens": 800}
+    before, embedder, model = map(float, result.stdout.split())
+    return {"embedder_mib": round(embedder - before, 1), "model_mib": round(model - embedder, 1)}
 
 
-def scoring_p50_ms(weights: Weights, *, tokens: int = 2000, runs: int = 2000) -> float:
-    """Median time to score one conversation of about ``tokens`` tokens."""
-    body = _conversation_of_tokens(tokens)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        score_request(body, weights=weights)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
-
-
-def _shares_by_family(counts: Counter[tuple[str, str]]) -> dict[str, dict[str, float]]:
-    families = sorted({family for family, _ in counts})
-    shares = {}
-    for family in families:
-        total = sum(n for (f, _), n in counts.items() if f == family)
-        shares[family] = {t: counts[family, t] / total for t in ("small", "medium", "large")}
-    return shares
-
-
-def _auc_by_family(labelled: Sequence[tuple[float, Row]]) -> dict[str, float]:
-    return {
-        family: auc(
-            [s for s, r in labelled if family_of(r.source) == family],
-            [not r.cheap_suffices for _, r in labelled if family_of(r.source) == family],
-        )
-        for family in ("alpaca_eval", "hendrycks_math")
-    }
-
-
-def evaluate(rows: Sequence[Row], weights: Weights) -> dict[str, Any]:
-    """Every reported number for the held-out ``rows``."""
-    held = [r for r in rows if r.held_out]
-    tiers: Counter[str] = Counter()
-    family_tiers: Counter[tuple[str, str]] = Counter()
-    scored: list[tuple[float, Row]] = []
-    routed_micro = baseline_micro = 0
-    hard_small = hard = 0
-    for row in held:
-        score = score_request(row.body, weights=weights)
-        prompt, out = _tokens(row)
-        decision = select_model(
-            score=score,
-            candidates=EXAMPLE_MODELS,
-            needs=needs_of(row.body, prompt_tokens=prompt),
-            thresholds=weights.thresholds,
-            mode="auto-only",
-            requested=None,
-            sticky=None,
-            expected_output_tokens=out,
-        )
-        tiers[decision.tier] += 1
-        family_tiers[family_of(row.source), decision.tier] += 1
-        scored.append((score.value, row))
-        hard += row.hard
-        hard_small += row.hard and decision.tier == "small"
-        routed_micro += expected_cost_micro(decision.model, prompt_tokens=prompt, output_tokens=out)
-        baseline_micro += expected_cost_micro(BASELINE, prompt_tokens=prompt, output_tokens=out)
-    labelled = [(s, r) for s, r in scored if r.cheap_suffices is not None]
-    saved = baseline_micro - routed_micro
-    return {
-        "held_out_rows": len(held),
-        "tier_share": {t: tiers[t] / len(held) for t in ("small", "medium", "large")},
-        "hard_to_small_share": hard_small / hard if hard else 0.0,
-        "tier_share_by_source": _shares_by_family(family_tiers),
-        "auc_not_cheap": auc([s for s, _ in labelled], [not r.cheap_suffices for _, r in labelled]),
-        "auc_by_source": _auc_by_family(labelled),
-        "curve": quality_curve(scored, CURVE_SHARES),
-        "cost": {
-            "models": {c.tier: c.name for c in EXAMPLE_MODELS},
-            "baseline_usd": str(Decimal(baseline_micro) / _M),
-            "routed_usd": str(Decimal(routed_micro) / _M),
-            "saved_usd": str(Decimal(saved) / _M),
-            "saved_percent": str((Decimal(saved) * 100 / baseline_micro).quantize(Decimal("0.1"))),
-        },
-    }
-
-
-def _cv_fold(row: Row) -> int:
-    # Independent of the held-out rule, which uses the first 8 hex digits.
-    return int(hashlib.sha256(row.id.encode()).hexdigest()[8:16], 16) % CV_FOLDS
-
-
-def cross_validate(rows: Sequence[Row]) -> dict[str, Any]:
-    """Refit on ``CV_FOLDS`` - 1 folds of the training rows, score the last; mean of folds.
-
-    Held-out rows take no part, so design choices can be compared here
-    without looking at the held-out split.
-    """
-    train_rows = [r for r in rows if not r.held_out]
-    folds = []
-    for k in range(CV_FOLDS):
-        fit_rows = [r for r in train_rows if _cv_fold(r) != k and r.cheap_suffices is not None]
-        xs = [extract(r.body) for r in fit_rows]
-        bias, coefs, _ = learn(fit_rows, xs)
-
-        def score(body: Mapping[str, Any], bias: float = bias, coefs: list[float] = coefs) -> float:
-            return sigmoid(bias + sum(w * x for w, x in zip(coefs, extract(body), strict=True)))
-
-        bounds = tier_bounds([score(r.body) for r in fit_rows], fit_rows)
-        scored = [(score(r.body), r) for r in train_rows if _cv_fold(r) == k]
-        hard = [s for s, r in scored if r.hard]
-        folds.append(
-            {
-                **held_out_metrics(scored),
-                "hard_to_small_share": sum(s < bounds.small_max for s in hard) / len(hard),
-            }
-        )
-    keys = ("auc_not_cheap", "auc_not_cheap_alpaca_only", "auc_not_cheap_math_only")
-    return {
-        "folds": CV_FOLDS,
-        **{k: statistics.mean(f[k] for f in folds) for k in (*keys, "hard_to_small_share")},
-        "curve_minus_random": [
-            statistics.mean(f["curve"][i]["recovered"] - f["curve"][i]["random"] for f in folds)
-            for i in range(len(CURVE_SHARES))
-        ],
-    }
-
-
-def _print(report: dict[str, Any]) -> None:
-    print(f"held-out rows: {report['held_out_rows']}  data sha256: {report['data_sha256'][:12]}")
-    print("tier share: " + ", ".join(f"{t} {v:.1%}" for t, v in report["tier_share"].items()))
-    print(f"hard prompts sent to small: {report['hard_to_small_share']:.1%}")
-    for family, shares in report["tier_share_by_source"].items():
-        print(f"  {family}: " + ", ".join(f"{t} {v:.1%}" for t, v in shares.items()))
-    by_source = ", ".join(f"{k} {v:.3f}" for k, v in report["auc_by_source"].items())
-    print(f"AUC (cheap model not enough): {report['auc_not_cheap']:.3f} (within {by_source})")
-    print("quality recovered vs share to strong (router / random):")
-    for p in report["curve"]:
-        print(f"  {p['strong_share']:.0%}: {p['recovered']:.3f} / {p['random']:.3f}")
-    cost = report["cost"]
-    print(f"scoring p50 for a 2,000-token conversation: {report['score_p50_ms']:.3f} ms")
+def _print(report: Mapping[str, Any]) -> None:
+    for level, table in report["validation"].items():
+        print(f"leave-one-{level}-out APGR (random 0.5):")
+        print(f"  {'held out':<30} {'length':>7} {'previous':>8} {'router':>7}")
+        for key, row in {**table["rows"], "mean": table["mean"]}.items():
+            print(
+                f"  {key:<30} {row['length']:>7.3f} {row['previous']:>8.3f} {row['router']:>7.3f}"
+            )
+    print(f"chosen model: {report['chosen']}")
     print(
-        f"cost vs always {BASELINE.name}: ${cost['routed_usd']} instead of ${cost['baseline_usd']}"
-        f" (saves ${cost['saved_usd']}, {cost['saved_percent']}%)"
+        "quality target -> thresholds, share small/medium/large, quality kept, cost vs all-large:"
     )
+    for p in report["operating_points"]:
+        s = p["shares"]
+        print(
+            f"  {p['quality_target']:.2f}: {p['small_max']:.3f} / {p['medium_max']:.3f}  "
+            f"{s['small']:.0%} / {s['medium']:.0%} / {s['large']:.0%}  "
+            f"{p['quality_kept']:.1%}  {p['relative_cost']:.0%}"
+        )
+    print(f"demo prompts by tier (quality target {DEFAULT_QUALITY_TARGET}):")
+    for kind, tiers in report["demo_mix"].items():
+        print(f"  {kind:<9} " + ", ".join(f"{t} {n}" for t, n in sorted(tiers.items())))
+    print("scoring time, embedding included:")
+    for length, t in report["speed"].items():
+        print(f"  {length:>15}: p50 {t['p50_ms']:.3f} ms, p99 {t['p99_ms']:.3f} ms")
+    mem = report["memory"]
+    print(f"resident memory: embedder +{mem['embedder_mib']} MiB, model +{mem['model_mib']} MiB")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point."""
-    parser = argparse.ArgumentParser(description="Held-out evaluation of the router.")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--weights", type=Path, default=None)
+    parser = argparse.ArgumentParser(description="The router's quality, speed and size.")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument(
-        "--cv", action="store_true", help="cross-validate the fit inside the training rows instead"
-    )
     args = parser.parse_args(argv)
-    if args.cv:
-        print(json.dumps(cross_validate(load_rows(args.data)), indent=2))
-        return 0
-    report = evaluate(load_rows(args.data), load_weights(args.weights))
-    report["data_sha256"] = file_sha256(args.data)
-    report["score_p50_ms"] = scoring_p50_ms(load_weights(args.weights))
+    weights = json.loads(resources.files("routing").joinpath("weights.json").read_text())
+    scorer = Scorer.load()
+    report = {
+        "validation": validation(weights),
+        "chosen": weights["metadata"]["selection"]["chosen"],
+        "operating_points": [
+            p for p in weights["operating_points"] if p["quality_target"] in SHOWN_TARGETS
+        ],
+        "demo_mix": demo_mix(scorer),
+        "speed": speed(scorer),
+        "memory": memory(),
+    }
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:

@@ -35,7 +35,7 @@ from proxy.access_log import AccessLog
 from proxy.accounting import Accountant
 from proxy.cache_stage import CacheControls, CacheStageImpl
 from proxy.embeddings import EmbeddingsClient
-from proxy.errors import SpendgateError
+from proxy.errors import ConfigError, SpendgateError
 from proxy.forward import Forwarder
 from proxy.ledger_sink import LedgerSink, SpillSlot, default_spill_base
 from proxy.metrics import CounterSync, Metrics
@@ -44,6 +44,9 @@ from proxy.redis_keys import redis_keys
 from proxy.routing_stage import Router
 from proxy.settings import Settings
 from routing.breaker import BreakerPolicy, CircuitBreaker
+from routing.embedding import EmbedderUnavailableError, TextEmbedder
+from routing.model import load_model
+from routing.scorer import Scorer
 
 log = logging.getLogger("spendgate")
 
@@ -194,6 +197,34 @@ def build_semantic(
     return SemanticCache(embedder, index, threshold=semantic.threshold)
 
 
+def routes_requests(settings: Settings) -> bool:
+    """Whether any request can be routed (scored): some configured model has a tier."""
+    return any(model.tier for model in settings.config.models)
+
+
+def needs_text_embedder(settings: Settings) -> bool:
+    """Whether the local text embedding is loaded: for routing or the semantic cache."""
+    semantic = settings.config.cache.semantic
+    return routes_requests(settings) or (semantic.enabled and semantic.embedder == "wordllama")
+
+
+async def load_text_embedder(settings: Settings) -> TextEmbedder | None:
+    """The shared text embedding, loaded once at start-up when anything uses it."""
+    if not needs_text_embedder(settings):
+        return None
+    try:
+        return await asyncio.to_thread(TextEmbedder.load)
+    except EmbedderUnavailableError as exc:
+        raise ConfigError([f"routing: {exc}"]) from exc
+
+
+async def build_scorer(settings: Settings, embedder: TextEmbedder | None) -> Scorer | None:
+    """The router's scorer when requests can be routed."""
+    if embedder is None or not routes_requests(settings):
+        return None
+    return Scorer(await asyncio.to_thread(load_model), embedder)
+
+
 async def build_stages(
     settings: Settings, *, models: ModelTable, metrics: Metrics, forwarder: Forwarder
 ) -> Stages:
@@ -218,8 +249,14 @@ async def build_stages(
         state_redis = redis_client(
             config.cache.redis_url, timeout_s=config.routing.state_timeout_ms / 1000
         )
+    embedder = await load_text_embedder(settings)
     router = Router(
-        settings, models=models, metrics=metrics, accountant=accountant, redis=state_redis
+        settings,
+        models=models,
+        metrics=metrics,
+        accountant=accountant,
+        scorer=await build_scorer(settings, embedder),
+        redis=state_redis,
     )
     accountant.add_sink(router.settle)
     embeddings = EmbeddingsClient(forwarder, models=models, accountant=accountant)

@@ -152,7 +152,7 @@ def cmd_route(args: argparse.Namespace) -> int:
     from proxy.routing_stage import build_candidates
     from routing.explain import explain
     from routing.jsonl import score_jsonl
-    from routing.scorer import load_weights
+    from routing.scorer import Scorer
 
     settings = _settings(args)
     models = ModelTable(settings.config.models)
@@ -162,15 +162,19 @@ def cmd_route(args: argparse.Namespace) -> int:
     )  # fmt: skip
     routable = {t.model.name for t in models.targets if t.model.tier}
     candidates = [c for name, c in build_candidates(models, accountant).items() if name in routable]
-    weights = load_weights()
+    scorer = Scorer.load()
+    target = settings.config.routing.quality_target
     if args.jsonl:
+        thresholds = scorer.model.operating(target).thresholds
         with open(args.jsonl, encoding="utf-8") as inp:
-            count = score_jsonl(inp, sys.stdout, weights=weights, candidates=candidates)
+            count = score_jsonl(
+                inp, sys.stdout, scorer=scorer, candidates=candidates, thresholds=thresholds
+            )
         print(f"scored {count} requests", file=sys.stderr)
         return 0
     source = args.explain
     text = Path(source).read_text(encoding="utf-8") if Path(source).is_file() else source
-    print(explain(text, weights=weights, candidates=candidates))
+    print(explain(text, scorer=scorer, candidates=candidates, quality_target=target))
     return 0
 
 

@@ -100,6 +100,8 @@ class ModelConfig(_Strict):
 class RoutingConfig(_Strict):
     mode: RoutingMode = "auto-only"
     baseline_model: str | None = None
+    # Share of the strong tier's measured quality routed traffic keeps (routing/weights.json).
+    quality_target: float = Field(default=0.95, ge=0.8, le=1.0)
     max_attempts: int = Field(default=3, ge=1, le=10)
     deadline_s: float = Field(default=120.0, gt=0)
     retry_base_s: float = Field(default=0.25, ge=0)

@@ -44,7 +44,7 @@ from routing.budgets import (
     utc_now,
 )
 from routing.retry import RetryPolicy, attempts_of, run_with_fallbacks
-from routing.scorer import Score, load_weights, score_request
+from routing.scorer import Score, Scorer
 from routing.select import (
     Candidate,
     StickinessTracker,
@@ -109,6 +109,7 @@ class Router:
         models: ModelTable,
         metrics: Metrics,
         accountant: Accountant,
+        scorer: Scorer | None,
         redis: Redis | None = None,
     ) -> None:
         config = settings.config
@@ -117,7 +118,10 @@ class Router:
         self._models = models
         self._metrics = metrics
         self._accountant = accountant
-        self._weights = load_weights()
+        self._scorer = scorer
+        self._thresholds = (
+            scorer.model.operating(routing.quality_target).thresholds if scorer else None
+        )
         self._candidates = build_candidates(models, accountant)
         keys = redis_keys(config.cache)
         # Only models with a tier are ever chosen by routing (an embedding model is not).
@@ -224,7 +228,10 @@ class Router:
             ex, self._accountant.baseline_model(ex) or ""
         )
         ex.estimated_prompt_tokens = prompt_tokens
-        score: Score = score_request(ex.body, weights=self._weights)
+        if self._scorer is None or self._thresholds is None:
+            raise RuntimeError("routing needs a scorer: no configured model has a tier")
+        thresholds = self._thresholds
+        score: Score = self._scorer.score(ex.body, thresholds=thresholds)
         needs = needs_of(ex.body, prompt_tokens=prompt_tokens)
         messages = ex.body.get("messages") or []
         sticky = await self._sticky.lookup(ex.tenant, messages)
@@ -240,14 +247,14 @@ class Router:
                 score=score,
                 candidates=candidates,
                 needs=needs,
-                thresholds=self._weights.thresholds,
+                thresholds=thresholds,
                 mode=mode,
                 requested=self._candidates[requested.model.name] if requested else None,
                 sticky=sticky,
                 expected_output_tokens=needs.max_tokens or DEFAULT_EXPECTED_OUTPUT_TOKENS,
             )
         except LookupError as exc:
-            least = self._weights.thresholds.tier(score.value)
+            least = thresholds.tier(score.value)
             raise self._no_model(candidates, needs, least) from exc
         ex.target = self._models.resolve(decision.model.name)
         ex.fallbacks = tuple(self._models.resolve(c.name) for c in decision.fallbacks)

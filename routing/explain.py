@@ -10,8 +10,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from routing.features import FEATURE_NAMES, content_text, extract, messages_of
-from routing.scorer import Score, Thresholds, Weights, logit_of, score_features
+from routing.features import content_text, messages_of
+from routing.model import OperatingPoint, Thresholds
+from routing.scorer import EXPLAINED_NEIGHBOURS, Score, Scorer
 from routing.select import Candidate, Decision, Mode, needs_of, select_model
 
 DEFAULT_EXPECTED_OUTPUT_TOKENS = 500
@@ -45,7 +46,7 @@ def approx_prompt_tokens(body: Mapping[str, Any]) -> int:
 def route_body(
     body: Mapping[str, Any],
     *,
-    weights: Weights,
+    scorer: Scorer,
     candidates: Sequence[Candidate],
     thresholds: Thresholds,
     mode: Mode = "auto-only",
@@ -53,7 +54,7 @@ def route_body(
     prompt_tokens: int | None = None,
 ) -> tuple[Score, Decision | None]:
     """Score a body and pick its model as for model "auto"; None when nothing can serve it."""
-    score = score_features(extract(body), weights=weights)
+    score = scorer.score(body, thresholds=thresholds)
     tokens = prompt_tokens if prompt_tokens is not None else approx_prompt_tokens(body)
     try:
         decision = select_model(
@@ -71,41 +72,48 @@ def route_body(
     return score, decision
 
 
+def describe_operating(point: OperatingPoint) -> str:
+    """The quality target, its thresholds and what they did on validation prompts."""
+    th, shares = point.thresholds, point.shares
+    return (
+        f"quality target {point.quality_target:.2f}: small < {th.small_max:.3f} <= medium < "
+        f"{th.medium_max:.3f} <= large; on validation prompts: small {shares['small']:.0%}, "
+        f"medium {shares['medium']:.0%}, large {shares['large']:.0%}, quality kept "
+        f"{point.quality_kept:.1%}, cost {point.relative_cost:.0%} of all-large"
+    )
+
+
 def explain(
     text_or_body: str | Mapping[str, Any],
     *,
-    weights: Weights,
+    scorer: Scorer,
     candidates: Sequence[Candidate],
-    thresholds: Thresholds | None = None,
+    quality_target: float,
     expected_output_tokens: int = DEFAULT_EXPECTED_OUTPUT_TOKENS,
     prompt_tokens: int | None = None,
 ) -> str:
-    """A few lines: the decision, the tier bounds, each feature's push, the fallbacks."""
+    """A few lines: the decision, the knob and its tiers, what drove the score, the fallbacks."""
     body = body_of(text_or_body)
-    th = thresholds or weights.thresholds
+    point = scorer.model.operating(quality_target)
     score, decision = route_body(
         body,
-        weights=weights,
+        scorer=scorer,
         candidates=candidates,
-        thresholds=th,
+        thresholds=point.thresholds,
         expected_output_tokens=expected_output_tokens,
         prompt_tokens=prompt_tokens,
     )
-    features = extract(body)
+    parts = scorer.breakdown(body, neighbours=EXPLAINED_NEIGHBOURS)
     lines = [decision.reason if decision else f"score {score.value:.2f} -> no available model"]
-    lines.append(
-        f"tiers: small < {th.small_max:.2f} <= medium < {th.medium_max:.2f} <= large;"
-        f" log-odds {logit_of(features, weights):+.2f}"
-    )
-    lines.append("features (value, push on log-odds vs a typical request):")
-    for name, x, w, mean in zip(
-        FEATURE_NAMES, features, weights.coefficients, weights.means, strict=True
-    ):
-        delta = w * (x - mean)
-        if x or abs(delta) >= 0.01:
-            lines.append(f"  {name:<14} {x:5.2f} {delta:+6.2f}")
-    if score.reasons:
-        lines.append("main reasons: " + ", ".join(score.reasons))
+    lines.append(describe_operating(point))
+    lines.append(f"log-odds {parts.logit:+.2f}: content {parts.content_logit:+.2f}")
+    for name, value, push in parts.pushes:
+        if value or abs(push) >= 0.01:
+            lines.append(f"  {name:<14} {value:5.2f} {push:+6.2f}")
+    lines.append("nearest training prompts (cosine, outcome):")
+    for n in parts.neighbours:
+        e = n.exemplar
+        lines.append(f'  {n.similarity:.2f}  {e.source}: "{e.text}" ({e.label})')
     if decision and decision.fallbacks:
         lines.append("fallbacks: " + ", ".join(c.name for c in decision.fallbacks))
     return "\n".join(lines)

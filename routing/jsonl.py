@@ -14,7 +14,8 @@ from typing import TextIO
 
 from routing.explain import DEFAULT_EXPECTED_OUTPUT_TOKENS, route_body
 from routing.features import messages_of
-from routing.scorer import Thresholds, Weights
+from routing.model import Thresholds
+from routing.scorer import Scorer
 from routing.select import Candidate, Mode
 
 SCORE_DIGITS = 4
@@ -24,9 +25,9 @@ def score_jsonl(
     inp: TextIO,
     out: TextIO,
     *,
-    weights: Weights,
+    scorer: Scorer,
     candidates: Sequence[Candidate],
-    thresholds: Thresholds | None = None,
+    thresholds: Thresholds,
     mode: Mode = "auto-only",
     expected_output_tokens: int = DEFAULT_EXPECTED_OUTPUT_TOKENS,
 ) -> int:
@@ -36,7 +37,6 @@ def score_jsonl(
     raises ``ValueError`` naming its line number. ``model`` is null when no
     candidate can serve the row (``tier`` is then the least tier it needs).
     """
-    th = thresholds or weights.thresholds
     count = 0
     for lineno, line in enumerate(inp, start=1):
         if not line.strip():
@@ -49,14 +49,14 @@ def score_jsonl(
             raise ValueError(f"line {lineno}: expected an object with 'messages' or 'prompt'")
         score, decision = route_body(
             row,
-            weights=weights,
+            scorer=scorer,
             candidates=candidates,
-            thresholds=th,
+            thresholds=thresholds,
             mode=mode,
             expected_output_tokens=expected_output_tokens,
         )
         row["score"] = round(score.value, SCORE_DIGITS)
-        row["tier"] = decision.tier if decision else th.tier(score.value)
+        row["tier"] = decision.tier if decision else thresholds.tier(score.value)
         row["model"] = decision.model.name if decision else None
         out.write(json.dumps(row, ensure_ascii=False) + "\n")
         count += 1

@@ -24,7 +24,8 @@ from redis.exceptions import RedisError
 
 from pricing.cost import round_micro
 from routing.features import content_text, messages_of
-from routing.scorer import Score, Thresholds, Tier
+from routing.model import Thresholds, Tier
+from routing.scorer import Score
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

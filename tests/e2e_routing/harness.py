@@ -113,11 +113,13 @@ def least_tier(text: str) -> str:
     Fallback tests lay their tiers out around it, so they test the fallback
     order whatever the scoring weights say about one short prompt.
     """
-    from routing.scorer import load_weights, score_request
+    from routing.model import DEFAULT_QUALITY_TARGET
+    from routing.scorer import Scorer
 
-    weights = load_weights()
-    score = score_request({"messages": [{"role": "user", "content": text}]}, weights=weights)
-    return weights.thresholds.tier(score.value)
+    scorer = Scorer.load()
+    thresholds = scorer.model.operating(DEFAULT_QUALITY_TARGET).thresholds
+    body = {"messages": [{"role": "user", "content": text}]}
+    return thresholds.tier(scorer.score(body, thresholds=thresholds).value)
 
 
 def tier_above(tier: str) -> str:

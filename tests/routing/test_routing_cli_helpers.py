@@ -10,10 +10,16 @@ import pytest
 
 from routing.explain import body_of, explain
 from routing.jsonl import score_jsonl
-from routing.scorer import Thresholds, load_weights
+from routing.model import Thresholds
+from routing.scorer import Scorer
 from routing.select import Candidate
 
 TH = Thresholds(small_max=0.7, medium_max=0.9)
+
+
+@pytest.fixture(scope="module")
+def scorer() -> Scorer:
+    return Scorer.load()
 
 
 @pytest.fixture
@@ -36,22 +42,41 @@ def test_body_of_accepts_text_json_body_and_message_list() -> None:
     assert body_of("{not json") == {"messages": [{"role": "user", "content": "{not json"}]}
 
 
-def test_explain_shows_decision_tiers_features_and_fallbacks(candidates: list[Candidate]) -> None:
-    text = explain("hi", weights=load_weights(), candidates=candidates, thresholds=TH)
+def test_explain_shows_decision_knob_features_neighbours_and_fallbacks(
+    scorer: Scorer, candidates: list[Candidate]
+) -> None:
+    text = explain("hi", scorer=scorer, candidates=candidates, quality_target=0.95)
     lines = text.splitlines()
+    point = scorer.model.operating(0.95)
     assert lines[0].startswith("score 0.")
     assert lines[0].endswith("-> small: gpt-4o-mini")
-    assert lines[1].startswith("tiers: small < 0.70 <= medium < 0.90 <= large")
+    assert lines[1].startswith(
+        f"quality target 0.95: small < {point.thresholds.small_max:.3f} <= medium < "
+        f"{point.thresholds.medium_max:.3f} <= large; on validation prompts: small "
+    )
     assert any(line.strip().startswith("last_len") for line in lines)
+    neighbours = lines[lines.index("nearest training prompts (cosine, outcome):") + 1 :][:3]
+    assert len(neighbours) == 3 and all('"' in line for line in neighbours)
     assert lines[-1] == "fallbacks: gpt-4.1-mini, gpt-4o"
     assert text.isascii()
 
 
-def test_explain_without_candidates_says_so() -> None:
-    assert "-> no available model" in explain("hi", weights=load_weights(), candidates=[])
+def test_explain_follows_the_quality_target(scorer: Scorer, candidates: list[Candidate]) -> None:
+    strict = explain("hi", scorer=scorer, candidates=candidates, quality_target=1.0)
+    loose = explain("hi", scorer=scorer, candidates=candidates, quality_target=0.8)
+    assert "quality target 1.00:" in strict.splitlines()[1]
+    assert "quality target 0.80:" in loose.splitlines()[1]
+    assert strict.splitlines()[1] != loose.splitlines()[1]
 
 
-def test_score_jsonl_adds_score_tier_model_and_keeps_fields(candidates: list[Candidate]) -> None:
+def test_explain_without_candidates_says_so(scorer: Scorer) -> None:
+    text = explain("hi", scorer=scorer, candidates=[], quality_target=0.95)
+    assert "-> no available model" in text
+
+
+def test_score_jsonl_adds_score_tier_model_and_keeps_fields(
+    scorer: Scorer, candidates: list[Candidate]
+) -> None:
     rows = [
         {"id": 1, "prompt": [{"role": "user", "content": "hi"}]},
         {
@@ -66,7 +91,8 @@ def test_score_jsonl_adds_score_tier_model_and_keeps_fields(candidates: list[Can
     ]
     inp = io.StringIO("\n".join(json.dumps(r) for r in rows) + "\n\n")
     out = io.StringIO()
-    assert score_jsonl(inp, out, weights=load_weights(), candidates=candidates, thresholds=TH) == 2
+    th = scorer.model.operating(0.95).thresholds
+    assert score_jsonl(inp, out, scorer=scorer, candidates=candidates, thresholds=th) == 2
     got = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [g["id"] for g in got] == [1, 2]
     assert got[0]["tier"] == "small" and got[0]["model"] == "gpt-4o-mini"
@@ -75,15 +101,18 @@ def test_score_jsonl_adds_score_tier_model_and_keeps_fields(candidates: list[Can
     assert got[0]["prompt"] == rows[0]["prompt"]
 
 
-def test_score_jsonl_rejects_bad_lines_with_line_number(candidates: list[Candidate]) -> None:
+def test_score_jsonl_rejects_bad_lines_with_line_number(
+    scorer: Scorer, candidates: list[Candidate]
+) -> None:
     with pytest.raises(ValueError, match="line 2: expected an object"):
         score_jsonl(
             io.StringIO('{"prompt": [{"role": "user", "content": "a"}]}\n{"x": 1}\n'),
             io.StringIO(),
-            weights=load_weights(),
+            scorer=scorer,
             candidates=candidates,
+            thresholds=TH,
         )
     with pytest.raises(ValueError, match="line 1: not JSON"):
         score_jsonl(
-            io.StringIO("{\n"), io.StringIO(), weights=load_weights(), candidates=candidates
+            io.StringIO("{\n"), io.StringIO(), scorer=scorer, candidates=candidates, thresholds=TH
         )

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from routing.scorer import Score, Thresholds
+from routing.model import Thresholds
+from routing.scorer import Score
 from routing.select import (
     Candidate,
     Needs,
