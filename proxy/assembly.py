@@ -8,7 +8,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -26,6 +26,8 @@ from cache.semantic import (
     SemanticIndex,
     build_embedder,
 )
+from cache.semantic.embedders import load_text_embedder
+from cache.semantic.wordllama import WORDLLAMA
 from cache.service import ResponseCache
 from cache.store import CacheStore
 from pricing.catalog import Catalog, PriceOverride, load_catalog
@@ -43,6 +45,9 @@ from proxy.models import ModelTable
 from proxy.routing_stage import Router
 from proxy.settings import Settings
 from routing.breaker import BreakerPolicy, CircuitBreaker
+
+if TYPE_CHECKING:  # numpy, tokenizers and safetensors load with the model only
+    from routing.embedding import TextEmbedder
 
 log = logging.getLogger("spendgate")
 
@@ -165,9 +170,35 @@ def build_cache(
     return CacheStageImpl(cache, controls=controls, metrics=metrics, semantic=semantic)
 
 
+def semantic_uses_text_embedder(settings: Settings) -> bool:
+    """Whether the semantic cache is on and embeds with the shared ``wordllama`` model."""
+    semantic = settings.config.cache.semantic
+    return semantic.enabled and semantic.embedder == WORDLLAMA
+
+
+async def shared_text_embedder(
+    settings: Settings, *, for_routing: bool = False
+) -> TextEmbedder | None:
+    """The process's one text embedding model, loaded only when something uses it.
+
+    The semantic cache's need is read from the settings; ``for_routing`` is
+    the router's. The model and its libraries take about 65 MiB
+    (``bench.semcache_memory``), so a proxy that uses neither never loads
+    them. ``ConfigError`` when the model's files are missing.
+    """
+    if not (for_routing or semantic_uses_text_embedder(settings)):
+        return None
+    return await asyncio.to_thread(load_text_embedder)
+
+
 def build_semantic(
-    settings: Settings, *, redis: Redis | None, embeddings: EmbeddingsClient
+    settings: Settings,
+    *,
+    redis: Redis | None,
+    embeddings: EmbeddingsClient,
+    text_embedder: TextEmbedder | None = None,
 ) -> SemanticCache | None:
+    """The semantic cache, or None when it is off; ``wordllama`` uses ``text_embedder``."""
     semantic = settings.config.cache.semantic
     if not semantic.enabled:
         return None
@@ -177,6 +208,7 @@ def build_semantic(
         embed_call=embeddings.embed,
         cost_of=embeddings.cost_of,
         provider_dim=semantic.dim,
+        text_embedder=text_embedder,
     )
     index: SemanticIndex
     if redis is not None:
@@ -209,6 +241,7 @@ async def build_stages(
             name="tiktoken-warm",
             daemon=True,
         ).start()
+    text_embedder = await shared_text_embedder(settings)
     redis = state_redis = None
     if config.cache.backend == "redis":
         redis = redis_client(
@@ -222,7 +255,9 @@ async def build_stages(
     )
     accountant.add_sink(router.settle)
     embeddings = EmbeddingsClient(forwarder, models=models, accountant=accountant)
-    semantic = build_semantic(settings, redis=redis, embeddings=embeddings)
+    semantic = build_semantic(
+        settings, redis=redis, embeddings=embeddings, text_embedder=text_embedder
+    )
     cache = build_cache(settings, metrics=metrics, redis=redis, semantic=semantic)
     stages = Stages(
         router=router,
