@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import json
 import statistics
 import sys
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from bench.semcache_eval import DEV_SET, id_rank
+from bench.semcache_pairs import DEV_SET, id_rank
 from cache.semantic.hash_embedder import HashEmbedder
 from cache.semantic.index import IndexEntry, MemoryIndex, SemanticIndex
 from cache.semantic.redis_index import RedisIndex, vector_search_support
@@ -55,7 +56,7 @@ class Result:
 def load_texts(count: int) -> list[str]:
     """``count`` distinct texts of the development set, in a fixed order."""
     seen: dict[str, int] = {}
-    with DEV_SET.open(encoding="utf-8") as f:
+    with gzip.open(DEV_SET, "rt", encoding="utf-8") as f:
         for line in f:
             row = json.loads(line)
             for text in (row["text_a"], row["text_b"]):

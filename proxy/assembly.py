@@ -8,7 +8,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -26,6 +26,8 @@ from cache.semantic import (
     SemanticIndex,
     build_embedder,
 )
+from cache.semantic.embedders import load_text_embedder
+from cache.semantic.wordllama import WORDLLAMA
 from cache.service import ResponseCache
 from cache.store import CacheStore
 from pricing.catalog import Catalog, PriceOverride, load_catalog
@@ -35,7 +37,7 @@ from proxy.access_log import AccessLog
 from proxy.accounting import Accountant
 from proxy.cache_stage import CacheControls, CacheStageImpl
 from proxy.embeddings import EmbeddingsClient
-from proxy.errors import ConfigError, SpendgateError
+from proxy.errors import SpendgateError
 from proxy.forward import Forwarder
 from proxy.ledger_sink import LedgerSink, SpillSlot, default_spill_base
 from proxy.metrics import CounterSync, Metrics
@@ -44,9 +46,10 @@ from proxy.redis_keys import redis_keys
 from proxy.routing_stage import Router
 from proxy.settings import Settings
 from routing.breaker import BreakerPolicy, CircuitBreaker
-from routing.embedding import EmbedderUnavailableError, TextEmbedder
-from routing.model import load_model
-from routing.scorer import Scorer
+
+if TYPE_CHECKING:  # numpy, tokenizers and safetensors load with the model only
+    from routing.embedding import TextEmbedder
+    from routing.scorer import Scorer
 
 log = logging.getLogger("spendgate")
 
@@ -97,12 +100,17 @@ def counts_from_the_start(settings: Settings) -> bool:
     (a request for ``auto``, a baseline on another model), and that request
     gets an estimate.
     """
+    return "downgrade" in routing_modes(settings) or bool(settings.config.budgets)
+
+
+def routing_modes(settings: Settings) -> set[str]:
+    """The routing modes in force: ``routing.mode`` and any tenant's or key's own."""
     config = settings.config
-    modes = {config.routing.mode}
+    modes: set[str] = {config.routing.mode}
     modes |= {t.routing_mode for t in config.tenants.values() if t.routing_mode}
     if config.auth is not None:
         modes |= {k.routing_mode for k in config.auth.keys if k.routing_mode}
-    return "downgrade" in modes or bool(config.budgets)
+    return modes
 
 
 def redis_client(url: str, *, timeout_s: float) -> Redis:
@@ -169,9 +177,35 @@ def build_cache(
     return CacheStageImpl(cache, controls=controls, metrics=metrics, semantic=semantic)
 
 
+def semantic_uses_text_embedder(settings: Settings) -> bool:
+    """Whether the semantic cache is on and embeds with the shared ``wordllama`` model."""
+    semantic = settings.config.cache.semantic
+    return semantic.enabled and semantic.embedder == WORDLLAMA
+
+
+async def shared_text_embedder(
+    settings: Settings, *, for_routing: bool = False
+) -> TextEmbedder | None:
+    """The process's one text embedding model, loaded only when something uses it.
+
+    The semantic cache's need is read from the settings; ``for_routing`` is
+    the router's. The model and its libraries take about 65 MiB
+    (``bench.semcache_memory``), so a proxy that uses neither never loads
+    them. ``ConfigError`` when the model's files are missing.
+    """
+    if not (for_routing or semantic_uses_text_embedder(settings)):
+        return None
+    return await asyncio.to_thread(load_text_embedder)
+
+
 def build_semantic(
-    settings: Settings, *, redis: Redis | None, embeddings: EmbeddingsClient
+    settings: Settings,
+    *,
+    redis: Redis | None,
+    embeddings: EmbeddingsClient,
+    text_embedder: TextEmbedder | None = None,
 ) -> SemanticCache | None:
+    """The semantic cache, or None when it is off; ``wordllama`` uses ``text_embedder``."""
     semantic = settings.config.cache.semantic
     if not semantic.enabled:
         return None
@@ -181,6 +215,7 @@ def build_semantic(
         embed_call=embeddings.embed,
         cost_of=embeddings.cost_of,
         provider_dim=semantic.dim,
+        text_embedder=text_embedder,
     )
     index: SemanticIndex
     if redis is not None:
@@ -198,30 +233,18 @@ def build_semantic(
 
 
 def routes_requests(settings: Settings) -> bool:
-    """Whether any request can be routed (scored): some configured model has a tier."""
-    return any(model.tier for model in settings.config.models)
-
-
-def needs_text_embedder(settings: Settings) -> bool:
-    """Whether the local text embedding is loaded: for routing or the semantic cache."""
-    semantic = settings.config.cache.semantic
-    return routes_requests(settings) or (semantic.enabled and semantic.embedder == "wordllama")
-
-
-async def load_text_embedder(settings: Settings) -> TextEmbedder | None:
-    """The shared text embedding, loaded once at start-up when anything uses it."""
-    if not needs_text_embedder(settings):
-        return None
-    try:
-        return await asyncio.to_thread(TextEmbedder.load)
-    except EmbedderUnavailableError as exc:
-        raise ConfigError([f"routing: {exc}"]) from exc
+    """Whether routing is on: some model has a tier and some mode in force is not ``off``."""
+    tiered = any(model.tier for model in settings.config.models)
+    return tiered and routing_modes(settings) != {"off"}
 
 
 async def build_scorer(settings: Settings, embedder: TextEmbedder | None) -> Scorer | None:
     """The router's scorer when requests can be routed."""
     if embedder is None or not routes_requests(settings):
         return None
+    from routing.model import load_model
+    from routing.scorer import Scorer
+
     return Scorer(await asyncio.to_thread(load_model), embedder)
 
 
@@ -241,6 +264,7 @@ async def build_stages(
             name="tiktoken-warm",
             daemon=True,
         ).start()
+    text_embedder = await shared_text_embedder(settings, for_routing=routes_requests(settings))
     redis = state_redis = None
     if config.cache.backend == "redis":
         redis = redis_client(
@@ -249,18 +273,19 @@ async def build_stages(
         state_redis = redis_client(
             config.cache.redis_url, timeout_s=config.routing.state_timeout_ms / 1000
         )
-    embedder = await load_text_embedder(settings)
     router = Router(
         settings,
         models=models,
         metrics=metrics,
         accountant=accountant,
-        scorer=await build_scorer(settings, embedder),
+        scorer=await build_scorer(settings, text_embedder),
         redis=state_redis,
     )
     accountant.add_sink(router.settle)
     embeddings = EmbeddingsClient(forwarder, models=models, accountant=accountant)
-    semantic = build_semantic(settings, redis=redis, embeddings=embeddings)
+    semantic = build_semantic(
+        settings, redis=redis, embeddings=embeddings, text_embedder=text_embedder
+    )
     cache = build_cache(settings, metrics=metrics, redis=redis, semantic=semantic)
     stages = Stages(
         router=router,

@@ -115,7 +115,7 @@ class RoutingConfig(_Strict):
 
 class SemanticConfig(_Strict):
     enabled: bool = False
-    embedder: str = "hash"
+    embedder: str = "wordllama"  # the model is loaded only when the semantic cache is enabled
     threshold: float | None = Field(default=None, gt=0, le=1)
     dim: int = Field(default=1536, gt=0)  # vector length of a provider:<model> embedder
     max_entries: int = Field(default=100_000, gt=0)  # memory index bound

@@ -40,6 +40,7 @@ class DemoReport:
     fell_back: int
     cache_hits: Mapping[str, int]
     tiers: Mapping[str, int]
+    workflow_tiers: Mapping[str, Mapping[str, int]]
     cost: int
     baseline_cost: int
     savings: int
@@ -89,6 +90,7 @@ def build_report(
         fell_back=sum(1 for r in rows if len(attempted_models(r)) > 1),
         cache_hits=dict(Counter(r.cache_status for r in rows if r.cache_status != "miss")),
         tiers=_tier_mix(rows, tiers),
+        workflow_tiers=_workflow_tier_mix(rows, tiers),
         cost=sum(t.cost for t in totals),
         baseline_cost=sum(t.baseline_cost for t in totals),
         savings=sum(t.savings for t in totals),
@@ -115,6 +117,16 @@ def _tier_mix(rows: Iterable[LedgerRow], tiers: Mapping[str, str]) -> dict[str, 
         if row.cache_status == "miss" and row.http_status < 400:
             mix[tiers.get(row.served_model, "untiered")] += 1
     return dict(mix)
+
+
+def _workflow_tier_mix(
+    rows: Iterable[LedgerRow], tiers: Mapping[str, str]
+) -> dict[str, dict[str, int]]:
+    """``_tier_mix`` per workflow."""
+    by_workflow: dict[str, list[LedgerRow]] = {}
+    for row in rows:
+        by_workflow.setdefault(row.workflow or "(untagged)", []).append(row)
+    return {name: _tier_mix(group, tiers) for name, group in sorted(by_workflow.items())}
 
 
 def top_workflows(
@@ -174,6 +186,7 @@ def format_report(report: DemoReport, *, tier_order: Iterable[str]) -> str:
             "cache hits", f"{exact + semantic} ({exact} exact, {semantic} semantic), {hit_share}"
         ),
         _line("routing mix", f"{mix}  (requests that went upstream)"),
+        *_workflow_mix_lines(report, tier_order),
         _line("cost", usd(report.cost)),
         _line("baseline", f"{usd(report.baseline_cost)}  (each request on the model it asked for)"),
         _line("savings", f"{usd(report.savings)}  ({saved_share} of baseline)"),
@@ -187,6 +200,16 @@ def format_report(report: DemoReport, *, tier_order: Iterable[str]) -> str:
             f"  {w.workflow:<{width}}  {w.requests:>4} {_plural(w.requests)}  cost {usd(w.cost)}  saved {usd(w.savings)}"
         )
     return "\n".join(lines)
+
+
+def _workflow_mix_lines(report: DemoReport, tier_order: Iterable[str]) -> list[str]:
+    order = list(tier_order)
+    lines = []
+    for workflow, mix in report.workflow_tiers.items():
+        if mix:
+            parts = ", ".join(f"{t} {mix[t]}" for t in order if mix.get(t))
+            lines.append(_line("", f"{workflow}: {parts}"))
+    return lines
 
 
 def _plural(requests: int) -> str:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.asyncio import Redis
 
@@ -44,7 +44,6 @@ from routing.budgets import (
     utc_now,
 )
 from routing.retry import RetryPolicy, attempts_of, run_with_fallbacks
-from routing.scorer import Score, Scorer
 from routing.select import (
     Candidate,
     StickinessTracker,
@@ -54,6 +53,10 @@ from routing.select import (
     why_not,
     with_availability,
 )
+from routing.tiers import Score
+
+if TYPE_CHECKING:  # the scorer's libraries load with the model only
+    from routing.scorer import Scorer
 
 log = logging.getLogger("spendgate")
 T = TypeVar("T")
@@ -173,6 +176,10 @@ class Router:
                 )
             if not any(t.model.tier for t in self._models.targets):
                 raise self._models.not_found(AUTO_MODEL)
+            if self._scorer is None:
+                raise RequestError(
+                    "model 'auto' needs routing, and routing.mode is off", param="model"
+                )
             return
         ex.target = self._models.resolve(ex.requested_model)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from routing.model import Thresholds
+from routing.tiers import Thresholds
 
 TIER_COSTS = (1.0, 4.0, 16.0)
 # Quality targets the weights file carries thresholds for; others round up to these.

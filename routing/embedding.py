@@ -12,11 +12,11 @@ and its loader falls back to the network when a file is missing. The vectors
 are the same as ``WordLlama.embed(text, norm=True)``'s.
 
 Cost grows with the text, so callers embed a bounded window of it
-(``window``): about 0.1 ms for a short prompt, about 0.3 ms for the largest
-window.
+(``routing.features.window``): about 0.1 ms for a short prompt, about 0.3 ms
+for the largest window.
 
     embedder = TextEmbedder.load()
-    vector = embedder.embed(window("a long prompt ...", head=600, tail=400))
+    vector = embedder.embed("What year did World War II end?")
 """
 
 from __future__ import annotations
@@ -63,17 +63,6 @@ def wordllama_files() -> EmbeddingFiles:
     if missing:
         raise EmbedderUnavailableError(f"wordllama is installed without {', '.join(missing)}")
     return files
-
-
-def window(text: str, *, head: int, tail: int) -> str:
-    """The first ``head`` and last ``tail`` characters of ``text``: a bounded cost per text.
-
-    >>> window("abcdefgh", head=2, tail=3)
-    'ab\\nfgh'
-    """
-    if len(text) <= head + tail:
-        return text
-    return text[:head] + "\n" + text[len(text) - tail :] if tail else text[:head]
 
 
 class TextEmbedder:

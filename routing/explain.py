@@ -11,9 +11,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from routing.features import content_text, messages_of
-from routing.model import OperatingPoint, Thresholds
-from routing.scorer import EXPLAINED_NEIGHBOURS, Score, Scorer
+from routing.model import OperatingPoint
+from routing.scorer import EXPLAINED_NEIGHBOURS, Scorer
 from routing.select import Candidate, Decision, Mode, needs_of, select_model
+from routing.tiers import Score, Thresholds
 
 DEFAULT_EXPECTED_OUTPUT_TOKENS = 500
 

@@ -14,8 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from routing.embedding import window
-
 # What the embedding sees: the start and the end of the last user turn, where
 # the ask usually is. Not the system prompt: the training prompts have none, and
 # an agent's long standing instructions would outweigh a short ask.
@@ -48,6 +46,17 @@ class PromptParts:
     tool_messages: int
     tools_offered: bool
     code_fence: bool
+
+
+def window(text: str, *, head: int, tail: int) -> str:
+    """The first ``head`` and last ``tail`` characters of ``text``: a bounded cost per text.
+
+    >>> window("abcdefgh", head=2, tail=3)
+    'ab\\nfgh'
+    """
+    if len(text) <= head + tail:
+        return text
+    return text[:head] + "\n" + text[len(text) - tail :] if tail else text[:head]
 
 
 def content_text(content: Any) -> str:

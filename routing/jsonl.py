@@ -14,9 +14,9 @@ from typing import TextIO
 
 from routing.explain import DEFAULT_EXPECTED_OUTPUT_TOKENS, route_body
 from routing.features import messages_of
-from routing.model import Thresholds
 from routing.scorer import Scorer
 from routing.select import Candidate, Mode
+from routing.tiers import Thresholds
 
 SCORE_DIGITS = 4
 

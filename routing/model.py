@@ -25,27 +25,12 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-Tier = Literal["small", "medium", "large"]
+from routing.tiers import Thresholds
+
 WEIGHTS_FILE = "weights.json"
 EXEMPLAR_VECTORS = "exemplars.npy"
 EXEMPLAR_NOTES = "exemplars.json.gz"
 DEFAULT_QUALITY_TARGET = 0.95
-
-
-@dataclass(frozen=True, slots=True)
-class Thresholds:
-    """Score bounds of the tiers: below ``small_max`` -> small, below ``medium_max`` -> medium."""
-
-    small_max: float
-    medium_max: float
-
-    def tier(self, score: float) -> Tier:
-        """The least tier a request of this score needs."""
-        if score < self.small_max:
-            return "small"
-        if score < self.medium_max:
-            return "medium"
-        return "large"
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,8 @@ from typing import Any
 from routing.embedding import TextEmbedder
 from routing.features import FEATURE_NAMES, embedding_text, features, parts_of
 from routing.learn import EPSILON, NeighbourIndex
-from routing.model import DEFAULT_QUALITY_TARGET, Exemplar, RouterModel, Thresholds, load_model
+from routing.model import DEFAULT_QUALITY_TARGET, Exemplar, RouterModel, load_model
+from routing.tiers import Score, Thresholds
 
 MAX_REASONS = 3
 EXPLAINED_NEIGHBOURS = 3
@@ -56,14 +57,6 @@ class Breakdown:
     """(feature, value, push on the log-odds) for every counted feature."""
     neighbours: tuple[Neighbour, ...]
     logit: float
-
-
-@dataclass(frozen=True, slots=True)
-class Score:
-    """A complexity score in [0, 1] and the main reasons behind it."""
-
-    value: float
-    reasons: tuple[str, ...]
 
 
 def _sigmoid(z: float) -> float:

@@ -24,8 +24,7 @@ from redis.exceptions import RedisError
 
 from pricing.cost import round_micro
 from routing.features import content_text, messages_of
-from routing.model import Thresholds, Tier
-from routing.scorer import Score
+from routing.tiers import Score, Thresholds, Tier
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -111,6 +111,16 @@ def test_demo_report_matches_the_ledger(tmp_path: Path) -> None:
     mix = field(out, "routing mix")
     for model, tier in (("gpt-4o-mini", "small"), ("gpt-4.1-mini", "medium"), ("gpt-4o", "large")):
         assert f"{tier} {served[model]} (" in mix
+    triage = Counter(
+        r.served_model
+        for r in rows
+        if r.workflow == "support-triage" and r.cache_status == "miss" and r.http_status < 400
+    )
+    tiers = {"gpt-4o-mini": "small", "gpt-4.1-mini": "medium", "gpt-4o": "large"}
+    expected = ", ".join(
+        f"{tiers[m]} {triage[m]}" for m in ("gpt-4o-mini", "gpt-4.1-mini", "gpt-4o") if triage[m]
+    )
+    assert f"support-triage: {expected}\n" in out
 
     cost_by_workflow: Counter[str] = Counter()
     for row in rows:
@@ -278,6 +288,7 @@ def test_the_report_reads_only_this_replay_from_the_ledger(tmp_path: Path) -> No
     assert report.fee == 873
     assert report.cache_hits == {"exact": 1}
     assert report.tiers == {"small": 1, "large": 1}
+    assert report.workflow_tiers == {"(untagged)": {}, "a": {"small": 1}, "b": {"large": 1}}
     assert (report.failed, report.retried, report.fell_back) == (1, 1, 1)
     assert [(w.workflow, w.requests) for w in report.top_workflows] == [
         ("b", 1), ("a", 2), ("(untagged)", 1),
@@ -285,6 +296,7 @@ def test_the_report_reads_only_this_replay_from_the_ledger(tmp_path: Path) -> No
     text = format_report(report, tier_order=("small", "medium", "large"))
     assert "fee (10% of savings)  $0.000873" in text
     assert "small 1 (50.0%), medium 0 (0.0%), large 1 (50.0%)" in text
+    assert "a: small 1\n" in text and "b: large 1\n" in text
     assert "(untagged)     1 request " in text
 
 

@@ -19,6 +19,7 @@ from cache.semantic.service import (
     default_guard_policy,
     default_threshold,
 )
+from cache.semantic.wordllama import WordLlamaEmbedder
 
 __all__ = [
     "Candidate",
@@ -39,6 +40,7 @@ __all__ = [
     "SemanticProbe",
     "SentenceTransformersEmbedder",
     "VectorSearchSupport",
+    "WordLlamaEmbedder",
     "build_embedder",
     "check",
     "default_guard_policy",

@@ -1,8 +1,10 @@
 """The ``Embedder`` protocol and the embedders behind it, chosen by a spec string.
 
-Specs: ``hash`` (local, free), ``provider:<model>`` (a provider's
-``/v1/embeddings``, paid, its cost reported as overhead) and
-``sentence-transformers:<name>`` (a locally installed model, never downloaded).
+Specs: ``wordllama`` (local, free, the default: WordLlama's static embedding,
+shipped in the ``wordllama`` wheel), ``hash`` (local, free, hashed n-grams),
+``provider:<model>`` (a provider's ``/v1/embeddings``, paid, its cost
+reported as overhead) and ``sentence-transformers:<name>`` (a locally
+installed model, never downloaded).
 
 ``overhead_micro`` holds the cost of the embedder's most recent ``embed``
 call. It is set just before ``embed`` returns, so a caller that reads it
@@ -15,14 +17,18 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import anyio.to_thread
 
 from cache.semantic.hash_embedder import HashEmbedder
 from cache.semantic.vectors import Vector, l2_normalised
+from cache.semantic.wordllama import WORDLLAMA, WordLlamaEmbedder
 from pricing.usage import Usage
 from proxy.errors import ConfigError
+
+if TYPE_CHECKING:  # numpy, tokenizers and safetensors load with the model only
+    from routing.embedding import TextEmbedder
 
 EmbedCall = Callable[[str, list[str]], Awaitable[tuple[Sequence[Sequence[float]], Usage]]]
 """``embed_call(model, texts) -> (vectors, usage)``: one ``/v1/embeddings`` request."""
@@ -84,7 +90,7 @@ class SentenceTransformersEmbedder:
         if importlib.util.find_spec("sentence_transformers") is None:
             raise ConfigError(
                 [
-                    f"semantic_cache.embedder: sentence-transformers:{model_name} needs the "
+                    f"cache.semantic.embedder: sentence-transformers:{model_name} needs the "
                     "'sentence-transformers' package, which is not installed"
                 ]
             )
@@ -96,7 +102,7 @@ class SentenceTransformersEmbedder:
             )
         except Exception as exc:  # the library raises OSError, ValueError or its own types
             raise ConfigError(
-                [f"semantic_cache.embedder: cannot load local model {model_name!r}: {exc}"]
+                [f"cache.semantic.embedder: cannot load local model {model_name!r}: {exc}"]
             ) from exc
         self.name = SENTENCE_TRANSFORMERS_PREFIX + model_name
         self.dim = int(self._model.get_sentence_embedding_dimension())
@@ -118,18 +124,23 @@ def build_embedder(
     embed_call: EmbedCall | None = None,
     cost_of: CostOf | None = None,
     provider_dim: int | None = None,
+    text_embedder: TextEmbedder | None = None,
 ) -> Embedder:
     """The embedder named by ``spec``; ``ConfigError`` for an unusable spec.
 
+    ``wordllama`` uses ``text_embedder``, the process's shared model (the
+    server passes the one its router uses); without it, it loads its own.
     ``provider:<model>`` needs ``embed_call``, ``cost_of`` and ``provider_dim``
     (the model's vector length, e.g. 1536 for text-embedding-3-small).
     """
+    if spec == WORDLLAMA:
+        return WordLlamaEmbedder(text_embedder or load_text_embedder())
     if spec == "hash":
         return HashEmbedder()
     if spec.startswith(PROVIDER_PREFIX) and spec != PROVIDER_PREFIX:
         if embed_call is None or cost_of is None or provider_dim is None:
             raise ConfigError(
-                [f"semantic_cache.embedder: {spec} needs an upstream embeddings client"]
+                [f"cache.semantic.embedder: {spec} needs an upstream embeddings client"]
             )
         return ProviderEmbedder(
             spec.removeprefix(PROVIDER_PREFIX),
@@ -141,7 +152,17 @@ def build_embedder(
         return SentenceTransformersEmbedder(spec.removeprefix(SENTENCE_TRANSFORMERS_PREFIX))
     raise ConfigError(
         [
-            f"semantic_cache.embedder: unknown embedder {spec!r}; use 'hash', "
+            f"cache.semantic.embedder: unknown embedder {spec!r}; use 'wordllama', 'hash', "
             "'provider:<model>' or 'sentence-transformers:<name>'"
         ]
     )
+
+
+def load_text_embedder() -> TextEmbedder:
+    """WordLlama's model from the installed wheel; ``ConfigError`` when it is missing."""
+    from routing.embedding import EmbedderUnavailableError, TextEmbedder
+
+    try:
+        return TextEmbedder.load()
+    except EmbedderUnavailableError as exc:
+        raise ConfigError([f"the wordllama text embedding: {exc}"]) from exc

@@ -92,6 +92,11 @@ class TurnFacts:
 ALLOWED: Final = GuardVerdict(True)
 
 
+def lowered_words(text: str) -> list[str]:
+    """The words of ``text``, case-folded, apostrophes dropped ("Didn't" is "didnt")."""
+    return [m.group().casefold().translate(_APOSTROPHES) for m in _WORD.finditer(text)]
+
+
 def turn_facts(text: str) -> TurnFacts:
     """Extract the details of ``text`` that the guard compares."""
     tokens = [(m.group(), m.start()) for m in _WORD.finditer(text)]
@@ -109,7 +114,7 @@ def turn_facts(text: str) -> TurnFacts:
         | frozenset(w for w in lowered if w in COMPARATIVES),
         words=frozenset(lowered),
         symbols=frozenset(_SYMBOLS.findall(text)),
-        content=_content_words(lowered),
+        content=content_words(lowered),
         normal=normalise_text(text),
     )
 
@@ -145,9 +150,18 @@ def check_facts(
     return ALLOWED
 
 
+def near_duplicate(fa: TurnFacts, fb: TurnFacts) -> bool:
+    """Whether two turns differ only in case, whitespace and punctuation.
+
+    Typos are not forgiven here: one letter turns "prevent" into "present"
+    and "affect" into "effect".
+    """
+    return fa.normal == fb.normal
+
+
 def _same_content(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
     return len(a) == len(b) and all(
-        x == y or _stem(x) == _stem(y) or _one_typo_apart(x, y) for x, y in zip(a, b, strict=True)
+        x == y or stem(x) == stem(y) or _one_typo_apart(x, y) for x, y in zip(a, b, strict=True)
     )
 
 
@@ -168,7 +182,7 @@ def _one_typo_apart(a: str, b: str) -> bool:
     )
 
 
-def _content_words(lowered: list[str]) -> tuple[str, ...]:
+def content_words(lowered: list[str]) -> tuple[str, ...]:
     """Content words in order (order matters: "life after death")."""
     # negations and numbers have their own checks
     words = (CONTRACTIONS.get(w, w) for w in lowered)
@@ -179,7 +193,7 @@ def _content_words(lowered: list[str]) -> tuple[str, ...]:
     )
 
 
-def _stem(word: str) -> str:
+def stem(word: str) -> str:
     """A light English stem: plural, common verb endings and a final "e" dropped."""
     if word.endswith("ies") and len(word) > 4:
         word = word[:-3] + "y"

@@ -1,9 +1,14 @@
-"""The semantic cache facade: embed the last user turn, search its context, guard.
+"""The semantic cache facade: embed the last user turn, search its context, check.
 
 ``lookup`` answers "has a question like this one, asked in exactly the same
 context, been answered before?" with the exact-cache key of that answer.
 ``add`` records an answered request. The completion itself is read from and
 written to the exact cache by the caller; this layer only finds the key.
+
+A candidate above the threshold is served only if the two turns differ only
+inside their compared windows (``turn_window``), the guard allows them, and
+(for an embedder with a reranker: ``wordllama``) they differ only in case,
+whitespace and punctuation or the reranker accepts them.
 """
 
 from __future__ import annotations
@@ -12,19 +17,26 @@ import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from cache.keys import last_user_text, semantic_context_key
 from cache.semantic.embedders import Embedder
-from cache.semantic.guard import GuardPolicy, check_facts, turn_facts
-from cache.semantic.index import IndexEntry, SemanticIndex
+from cache.semantic.guard import GuardPolicy, check_facts, near_duplicate, turn_facts
+from cache.semantic.index import Candidate, IndexEntry, SemanticIndex
+from cache.semantic.turn_window import compared_part, differ_only_in_windows
 from cache.semantic.vectors import Vector
+from cache.semantic.wordllama import WORDLLAMA, WordLlamaEmbedder
 from proxy.errors import SpendgateError
+
+if TYPE_CHECKING:  # the reranker needs numpy and the model: imported when one is built
+    from cache.semantic.rerank import Reranker
 
 log = logging.getLogger(__name__)
 
-DEFAULT_THRESHOLDS: Final = MappingProxyType({"hash": 0.91})
-"""Per-embedder default similarity threshold; ``hash`` chosen by bench.semcache_eval."""
+DEFAULT_THRESHOLDS: Final = MappingProxyType({"hash": 0.91, WORDLLAMA: 0.8})
+"""Per-embedder default similarity threshold: ``hash`` chosen by bench.semcache_eval,
+``wordllama`` together with its reranker by bench.semcache_fit (the model file's
+``threshold``), both on the tune half of the development set."""
 
 MODEL_EMBEDDER_THRESHOLD: Final = 0.95
 """Default for model embedders (provider, sentence-transformers) until measured."""
@@ -41,6 +53,15 @@ def default_threshold(embedder_name: str) -> float:
 def default_guard_policy(embedder_name: str) -> GuardPolicy:
     """Guard policy for an embedder: a lexical embedding also needs equal content words."""
     return GuardPolicy(content_words=embedder_name == "hash")
+
+
+def default_reranker(embedder: Embedder) -> Reranker | None:
+    """The reranker fitted for ``embedder``: ``wordllama`` has one, sharing its model."""
+    if not isinstance(embedder, WordLlamaEmbedder):
+        return None
+    from cache.semantic.rerank import Reranker
+
+    return Reranker.for_embedder(embedder.model)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +104,7 @@ class SemanticCache:
         *,
         threshold: float | None = None,
         guard: bool | GuardPolicy = True,
+        rerank: bool | Reranker = True,
         exclude: Collection[str] = (),
         max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
     ) -> None:
@@ -92,6 +114,9 @@ class SemanticCache:
         if guard is True:
             guard = default_guard_policy(embedder.name)
         self._guard: GuardPolicy | None = guard if isinstance(guard, GuardPolicy) else None
+        if rerank is True:
+            rerank = default_reranker(embedder) or False
+        self._reranker: Reranker | None = None if isinstance(rerank, bool) else rerank
         self._exclude = exclude
         self._max_text_chars = max_text_chars
 
@@ -129,17 +154,43 @@ class SemanticCache:
             partition, vector, threshold=limit, limit=CANDIDATES_PER_LOOKUP
         )
         turn = EmbeddedTurn(partition, text, vector)
-        query_facts = turn_facts(text) if candidates and self._guard else None
+        chosen = self._first_allowed(text, candidates)
+        if chosen is None:
+            return SemanticProbe(None, overhead, turn)
+        # float32 storage can put an identical text a hair above 1.0
+        match = SemanticMatch(chosen.exact_key, min(1.0, chosen.similarity), overhead)
+        return SemanticProbe(match, overhead, turn)
+
+    def _first_allowed(self, text: str, candidates: list[Candidate]) -> Candidate | None:
+        """The best candidate that passes the window check, the guard and the reranker."""
+        if not candidates:
+            return None
+        query = compared_part(text)
+        query_facts = turn_facts(query)
+        query_words = self._reranker.prepare(query) if self._reranker is not None else None
         for candidate in candidates:
-            if query_facts is not None and self._guard is not None:
-                verdict = check_facts(query_facts, turn_facts(candidate.text), policy=self._guard)
+            if not differ_only_in_windows(text, candidate.text):
+                log.debug("semantic candidate rejected: long turns differ outside the window")
+                continue
+            stored = compared_part(candidate.text)
+            stored_facts = turn_facts(stored)
+            if self._guard is not None:
+                verdict = check_facts(query_facts, stored_facts, policy=self._guard)
                 if not verdict.allowed:
                     log.debug("semantic candidate rejected by guard: %s", verdict.reason)
                     continue
-            # float32 storage can put an identical text a hair above 1.0
-            match = SemanticMatch(candidate.exact_key, min(1.0, candidate.similarity), overhead)
-            return SemanticProbe(match, overhead, turn)
-        return SemanticProbe(None, overhead, turn)
+            if (
+                query_words is not None
+                and self._reranker is not None
+                and not near_duplicate(query_facts, stored_facts)
+                and not self._reranker.allows(
+                    query_words, self._reranker.prepare(stored), similarity=candidate.similarity
+                )
+            ):
+                log.debug("semantic candidate rejected by reranker")
+                continue
+            return candidate
+        return None
 
     async def add(
         self,
@@ -187,7 +238,7 @@ class SemanticCache:
 
     async def _embed(self, text: str) -> tuple[Vector, int] | None:
         try:
-            vectors = await self._embedder.embed([text])
+            vectors = await self._embedder.embed([compared_part(text)])
         except (SpendgateError, ValueError) as exc:
             log.warning("semantic cache skipped: embedding failed: %s", exc)
             return None

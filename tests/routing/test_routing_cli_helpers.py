@@ -10,9 +10,9 @@ import pytest
 
 from routing.explain import body_of, explain
 from routing.jsonl import score_jsonl
-from routing.model import Thresholds
 from routing.scorer import Scorer
 from routing.select import Candidate
+from routing.tiers import Thresholds
 
 TH = Thresholds(small_max=0.7, medium_max=0.9)
 

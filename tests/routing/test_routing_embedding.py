@@ -10,13 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from routing.embedding import (
-    DIM,
-    EmbedderUnavailableError,
-    EmbeddingFiles,
-    TextEmbedder,
-    window,
-)
+from routing.embedding import DIM, EmbedderUnavailableError, EmbeddingFiles, TextEmbedder
+from routing.features import window
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from routing.dataset import ALPACA_CEILING, example_of, ranks, targets
 from routing.evaluate import apgr, auc, mean_and_error
 from routing.fit import choose, snippet
 from routing.learn import NeighbourIndex, fit_linear
-from routing.model import Thresholds
+from routing.tiers import Thresholds
 
 
 def row(source: str, **extra: object) -> dict[str, object]:

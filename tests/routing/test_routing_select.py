@@ -7,8 +7,6 @@ from typing import Any
 
 import pytest
 
-from routing.model import Thresholds
-from routing.scorer import Score
 from routing.select import (
     Candidate,
     Needs,
@@ -19,6 +17,7 @@ from routing.select import (
     why_not,
     with_availability,
 )
+from routing.tiers import Score, Thresholds
 
 TH = Thresholds(small_max=0.4, medium_max=0.7)
 EASY = Score(0.18, ("short", "no code"))

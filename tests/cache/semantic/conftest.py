@@ -1,4 +1,4 @@
-"""Fixtures for the semantic cache tests: anyio backend and a real Redis."""
+"""Fixtures for the semantic cache tests: anyio backend, a real Redis, the WordLlama model."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from routing.embedding import TextEmbedder
 
 REDIS_HOST = "127.0.0.1"
 REDIS_PORT = 6379
@@ -43,3 +45,9 @@ async def redis_prefix(redis_client: Redis) -> AsyncIterator[str]:
     keys = [key async for key in redis_client.scan_iter(match=f"{prefix}:*", count=1000)]
     if keys:
         await redis_client.delete(*keys)
+
+
+@pytest.fixture(scope="session")
+def text_embedder() -> TextEmbedder:
+    """WordLlama's model from the installed wheel, loaded once for the session."""
+    return TextEmbedder.load()
