@@ -80,7 +80,7 @@ def build_catalog(settings: Settings) -> Catalog:
     config = settings.config
     catalog = load_catalog(overrides_path=Path(config.pricing.overrides_file))
     prices = {
-        model.upstream_name: PriceOverride(
+        _priced_name(catalog, model.name, model.upstream_name): PriceOverride(
             input=model.price.input,
             output=model.price.output,
             cached_input=model.price.cached_input,
@@ -90,6 +90,14 @@ def build_catalog(settings: Settings) -> Catalog:
         if model.price is not None
     }
     return catalog.with_prices(prices) if prices else catalog
+
+
+def _priced_name(catalog: Catalog, name: str, upstream: str) -> str:
+    """The catalog name a configured price replaces: the upstream model's, unless only the
+    configured name is known (its limits and capabilities then stay with the price)."""
+    if catalog.get(upstream) is None and catalog.get(name) is not None:
+        return name
+    return upstream
 
 
 def counts_from_the_start(settings: Settings) -> bool:

@@ -15,7 +15,7 @@ results) get the fixed ``PRIOR_WEIGHTS``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -127,6 +127,8 @@ class Fitted:
     feature_weights: Vector
     centres: Vector
     exemplar_rows: Rows
+    beta_free: float | None = None
+    """The content score's spread, which the length prior is measured against."""
 
     def content(self, prepared: Prepared, rows: Rows) -> Vector:
         """The embedding's part of the log-odds for ``rows``."""
@@ -187,8 +189,21 @@ def neighbour_spread(prepared: Prepared, rows: Rows, k: int) -> float:
     return float(logit(estimate).std())
 
 
-def fit(prepared: Prepared, spec: Spec, rows: Rows, *, spread: float | None = None) -> Fitted:
-    """Fit ``spec`` on ``rows`` (trainable rows only); ``spread``: see ``neighbour_spread``."""
+def fit(prepared: Prepared, spec: Spec, rows: Rows, *, base: Fitted | None = None) -> Fitted:
+    """Fit ``spec`` on ``rows`` (trainable rows only).
+
+    The length prior only adds to one weight, so ``base`` (the same family and
+    ``k`` fitted on the same rows with no prior) is reused when given.
+    """
+    if base is None or base.beta_free is None:
+        base = _fit_without_prior(prepared, spec, rows)
+    assert base.beta_free is not None
+    weights = base.feature_weights.copy()
+    weights[_LEN] += _length_weight(base.beta_free, prepared, rows, spec.beta)
+    return replace(base, spec=spec, feature_weights=weights)
+
+
+def _fit_without_prior(prepared: Prepared, spec: Spec, rows: Rows) -> Fitted:
     centres = prepared.feats[rows].mean(axis=0)
     weights = np.array([PRIOR_WEIGHTS.get(n, 0.0) for n in FEATURE_NAMES])
     if spec.kind == "linear":
@@ -200,14 +215,12 @@ def fit(prepared: Prepared, spec: Spec, rows: Rows, *, spread: float | None = No
         )
         weights[learned] = model.weights[: len(learned)]
         emb = model.weights[len(learned) :]
-        content_sd = float((prepared.vectors[rows] @ emb).std())
-        weights[_LEN] += _length_weight(content_sd, prepared, rows, spec.beta)
-        return Fitted(spec, model.intercepts["chat"], emb, None, weights, centres, rows)
+        spread = float((prepared.vectors[rows] @ emb).std())
+        intercept = model.intercepts["chat"]
+        return Fitted(spec, intercept, emb, None, weights, centres, rows, beta_free=spread)
     index = NeighbourIndex(prepared.vectors[rows], prepared.targets[rows])
-    if spread is None:
-        spread = neighbour_spread(prepared, rows, spec.k)
-    weights[_LEN] += _length_weight(spread, prepared, rows, spec.beta)
-    return Fitted(spec, 0.0, None, index, weights, centres, rows)
+    spread = neighbour_spread(prepared, rows, spec.k)
+    return Fitted(spec, 0.0, None, index, weights, centres, rows, beta_free=spread)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,14 +271,19 @@ def compare(prepared: Prepared, *, level: str) -> tuple[list[Result], dict[str, 
             return apgr(scores, cheap, strong)
 
         per["length"][key] = judge(prepared.feats[test, _LEN])
+        linear = _fit_without_prior(prepared, Spec("linear", 0.0), train)
+        linear_content = linear.content(prepared, test)
         for spec in (s for s in SPECS if s.kind == "linear"):
-            per[spec][key] = judge(fit(prepared, spec, train).scores(prepared, test))
+            fitted = fit(prepared, spec, train, base=linear)
+            per[spec][key] = judge(fitted.scores(prepared, test, linear_content))
         top = NeighbourIndex(prepared.vectors[train], prepared.targets[train]).top(
             prepared.vectors[test], max(NEIGHBOUR_KS)
         )
-        spreads = {k: neighbour_spread(prepared, train, k) for k in NEIGHBOUR_KS}
+        bases = {
+            k: _fit_without_prior(prepared, Spec("neighbours", 0.0, k), train) for k in NEIGHBOUR_KS
+        }
         for spec in (s for s in SPECS if s.kind == "neighbours"):
-            fitted = fit(prepared, spec, train, spread=spreads[spec.k])
+            fitted = fit(prepared, spec, train, base=bases[spec.k])
             assert fitted.index is not None
             content = logit(fitted.index.estimate_top(*top, k=spec.k, temperature=TEMPERATURE))
             per[spec][key] = judge(fitted.scores(prepared, test, content))

@@ -24,7 +24,7 @@ import numpy.typing as npt
 Matrix = npt.NDArray[np.float64]
 Vector = npt.NDArray[np.float64]
 
-NEWTON_STEPS = 25
+NEWTON_STEPS = 12
 L2 = 1.0
 # Probabilities are kept this far from 0 and 1 before taking log-odds.
 EPSILON = 0.01

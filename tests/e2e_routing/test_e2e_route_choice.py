@@ -133,7 +133,7 @@ def test_auto_sends_a_hard_prompt_to_a_larger_tier_than_an_easy_one(
     assert TIERS.index(tier_of[served(hard)]) > TIERS.index(tier_of[served(easy)])
     reason = hard.headers["x-spendgate-route-reason"]
     assert f"-> {tier_of[served(hard)]}: {served(hard)}" in reason
-    assert "math" in reason or "proof" in reason or "long" in reason
+    assert any(word in reason.lower() for word in ("math", "proof", "long"))
 
 
 def test_downgrade_replaces_a_requested_large_model_for_an_easy_prompt(
