@@ -30,14 +30,18 @@ from cache.service import ResponseCache
 from cache.store import CacheStore
 from pricing.catalog import Catalog, PriceOverride, load_catalog
 from pricing.ledger import LedgerStore, LedgerWriter, load_keys, open_ledger
+from pricing.ledger.backend import StoreBackend, WriteBackend
+from pricing.ledger.spill import RejectFile
 from pricing.tokens import TokenCounter
-from proxy.access_log import AccessLog
+from proxy.access_log import log_lines
 from proxy.accounting import Accountant
 from proxy.cache_stage import CacheControls, CacheStageImpl
 from proxy.embeddings import EmbeddingsClient
 from proxy.errors import SpendgateError
 from proxy.forward import Forwarder
+from proxy.ledger_process import ProcessBackend
 from proxy.ledger_sink import LedgerSink, SpillSlot, default_spill_base
+from proxy.ledger_worker import WorkerOptions
 from proxy.metrics import CounterSync, Metrics
 from proxy.models import ModelTable
 from proxy.routing_stage import Router
@@ -232,8 +236,6 @@ async def build_stages(
         assembler=ChunkAssembler,
         redis=state_redis,
     )
-    if config.server.access_log:
-        stages.accounting.add_sink(AccessLog(log_content=config.server.log_content))
     stages.closers.append(router.aclose)
     stages.closers.append(cache.aclose)
     for client in (redis, state_redis):
@@ -261,9 +263,13 @@ async def _attach_ledger(
         )
         store = await asyncio.to_thread(open_ledger, ledger.url, create=False)
     slot = SpillSlot(default_spill_base(ledger.url, ledger.spill_path))
-    writer = LedgerWriter(store, spill_path=slot.path, max_pending=ledger.max_pending)
+    backend = await _ledger_backend(settings, store, rejects=RejectFile.beside(slot.path))
+    writer = LedgerWriter(backend, spill_path=slot.path, max_pending=ledger.max_pending)
     writer.start()
-    accountant.add_sink(LedgerSink(writer))
+    server = settings.config.server
+    accountant.add_sink(
+        LedgerSink(writer, access_log=server.access_log, log_content=server.log_content)
+    )
     try:
         stages.stored_keys = await asyncio.to_thread(load_keys, store)
     except SpendgateError:
@@ -299,6 +305,22 @@ async def _attach_ledger(
     stages.probes["ledger"] = probe
     stages.gauges.append(gauges)
     stages.ledger = store
+
+
+async def _ledger_backend(
+    settings: Settings, store: LedgerStore, *, rejects: RejectFile
+) -> WriteBackend:
+    """The writer process; a worker thread only for an in-memory ledger, which no
+    other process can see."""
+    url = settings.config.ledger.url
+    if url == "sqlite:///:memory:":
+        return StoreBackend(store, rejects=rejects, on_notes=log_lines)
+    options = WorkerOptions(
+        url=url, rejected_path=str(rejects.path), access_log=settings.config.server.access_log
+    )
+    backend = ProcessBackend(options)
+    await backend.start()
+    return backend
 
 
 def _circuit_gauges(router: Router, metrics: Metrics) -> None:

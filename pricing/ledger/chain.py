@@ -15,9 +15,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from pricing.ledger.row import GENESIS_HASH, LedgerRow
-from pricing.ledger.schema import COLUMNS
+from pricing.ledger.schema import COLUMNS, encode
 
 _HASHED_COLUMNS = tuple(c for c in COLUMNS if c != "row_hash")
 
@@ -36,11 +37,22 @@ def iso_z(ts: datetime) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def canonical_bytes(row: LedgerRow) -> bytes:
-    """The exact byte string hashed into ``row_hash``."""
+def canonical_bytes(
+    row: LedgerRow, *, seq: int | None = None, prev_hash: str | None = None
+) -> bytes:
+    """The exact byte string hashed into ``row_hash``.
+
+    ``seq`` and ``prev_hash``, when given, stand in for the row's own: the
+    bytes of the row as it will be linked, without building that row.
+    """
     items: list[list[object]] = []
     for name in _HASHED_COLUMNS:
-        value = getattr(row, name)
+        if name == "seq" and seq is not None:
+            value: object = seq
+        elif name == "prev_hash" and prev_hash is not None:
+            value = prev_hash
+        else:
+            value = getattr(row, name)
         if isinstance(value, datetime):
             value = iso_z(value)
         elif isinstance(value, Decimal):
@@ -77,3 +89,22 @@ def link(
         current[row.tenant] = ChainHead(tenant=row.tenant, seq=head.seq + 1, row_hash=digest)
         linked.append(replace(placed, row_hash=digest))
     return linked, {t: h for t, h in current.items() if t not in heads or h != heads[t]}
+
+
+def link_values(
+    rows: Iterable[LedgerRow], heads: Mapping[str, ChainHead]
+) -> tuple[list[tuple[Any, ...]], dict[str, ChainHead]]:
+    """:func:`link`, as the database values of the linked rows (``schema.encode`` order).
+
+    The store needs only those values; skipping the two linked copies of each
+    row that :func:`link` builds (and checks) halves the writer's work.
+    """
+    current = dict(heads)
+    values: list[tuple[Any, ...]] = []
+    for row in rows:
+        head = current.get(row.tenant) or genesis(row.tenant)
+        seq = head.seq + 1
+        digest = hashlib.sha256(canonical_bytes(row, seq=seq, prev_hash=head.row_hash)).hexdigest()
+        current[row.tenant] = ChainHead(tenant=row.tenant, seq=seq, row_hash=digest)
+        values.append((*encode(row)[:-3], seq, head.row_hash, digest))
+    return values, {t: h for t, h in current.items() if t not in heads or h != heads[t]}

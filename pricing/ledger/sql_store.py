@@ -16,14 +16,13 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from pricing.ledger import rollup
-from pricing.ledger.chain import ChainHead, link
+from pricing.ledger.chain import ChainHead, link_values
 from pricing.ledger.row import LedgerRow
 from pricing.ledger.schema import (
     HEADS_TABLE,
     KEYS_TABLE,
     ROWS_TABLE,
     decode,
-    encode,
     insert_sql,
     select_sql,
     ts_to_us,
@@ -50,8 +49,24 @@ class SqlLedgerStore(ABC):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._conn: Any = None
+        self._schema_ready = False
+
+    def ensure_schema(self) -> None:
+        """Create the schema unless this store already has (idempotent, blocking).
+
+        A store opened while its database was away (``create=False``) calls
+        this before its first write, and so on every write until it succeeds:
+        the schema appears as soon as the database answers again.
+        """
+        if not self._schema_ready:
+            self._create()
+            self._schema_ready = True
 
     # Engine hooks ---------------------------------------------------------
+    @abstractmethod
+    def _create(self) -> None:
+        """Create every table and index if missing; raise ``ledger_error`` on failure."""
+
     @abstractmethod
     def _connect(self) -> Any:
         """A new DB-API connection, not in autocommit for writes."""
@@ -91,6 +106,7 @@ class SqlLedgerStore(ABC):
         if not rows:
             return 0
         with self._lock:
+            self.ensure_schema()
             try:
                 if self._conn is None:
                     self._conn = self._connect()
@@ -115,9 +131,9 @@ class SqlLedgerStore(ABC):
                 fresh.append(row)
         if not fresh:
             return 0
-        linked, new_heads = link(fresh, self._heads(cur, tenants))
-        cur.executemany(insert_sql(self.ph), [encode(r) for r in linked])
-        rollup.apply(cur, self.ph, linked)
+        values, new_heads = link_values(fresh, self._heads(cur, tenants))
+        cur.executemany(insert_sql(self.ph), values)
+        rollup.apply(cur, self.ph, fresh)
         p = self.ph
         cur.executemany(
             f"INSERT INTO {HEADS_TABLE} (tenant, seq, row_hash) VALUES ({p}, {p}, {p}) "
