@@ -19,7 +19,6 @@ import logging
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from pricing.cost import format_micro
@@ -35,15 +34,16 @@ ACCESS_LOGGER = "spendgate.access"
 AccessNote = tuple[Record, float, str, bool, "str | None", float, float, bool, bool, Any]
 
 _AT = {name: i for i, name in enumerate(RECORD_COLUMNS)}
-_TAGS = tuple(_AT[name] for name in ("tenant", "key_id", "agent", "workflow", "step"))
-_MODELS = tuple(_AT[name] for name in ("requested_model", "served_model", "provider"))
-_I_ID, _I_STATUS, _I_ERROR, _I_CACHE = (
-    _AT["request_id"], _AT["http_status"], _AT["error_type"], _AT["cache_status"],
-)  # fmt: skip
-_I_ATTEMPTS, _I_PROMPT, _I_COMPLETION = (
-    _AT["attempts"], _AT["prompt_tokens"], _AT["completion_tokens"],
-)  # fmt: skip
-_I_USAGE, _I_COST, _I_SAVINGS = _AT["usage_source"], _AT["cost"], _AT["savings"]
+_ID, _TENANT, _KEY, _AGENT, _WORKFLOW, _STEP = (
+    _AT[n] for n in ("request_id", "tenant", "key_id", "agent", "workflow", "step")
+)
+_REQUESTED, _SERVED, _PROVIDER = (_AT[n] for n in ("requested_model", "served_model", "provider"))
+_STATUS, _ERROR, _CACHE, _ATTEMPTS = (
+    _AT[n] for n in ("http_status", "error_type", "cache_status", "attempts")
+)
+_PROMPT, _COMPLETION, _USAGE, _COST, _SAVINGS = (
+    _AT[n] for n in ("prompt_tokens", "completion_tokens", "usage_source", "cost", "savings")
+)
 
 
 def access_note(ex: Exchange, record: Record, *, log_content: bool) -> AccessNote:
@@ -64,37 +64,39 @@ def _money(charged: bool, micro: int | None) -> str | None:
     return "unknown" if micro is None else format_micro(micro)
 
 
+def _stamp(epoch_s: float) -> str:
+    """ISO-8601 UTC with milliseconds and a "Z" suffix."""
+    seconds = int(epoch_s)
+    millis = int((epoch_s - seconds) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
 def access_fields(note: AccessNote) -> dict[str, Any]:
     """The line of one note as a dict, in its documented key order."""
-    record, logged_at, endpoint, stream, tier, upstream_ms, proxy_ms, priced, charged, content = (
-        note
-    )
-    tenant, key_id, agent, workflow, step = (record[i] for i in _TAGS)
-    requested, served, provider = (record[i] or None for i in _MODELS)
-    stamp = datetime.fromtimestamp(logged_at, UTC).isoformat(timespec="milliseconds")
+    r, logged_at, endpoint, stream, tier, upstream_ms, proxy_ms, priced, charged, content = note
     line: dict[str, Any] = {
-        "ts": stamp.replace("+00:00", "Z"),
-        "request_id": record[_I_ID],
+        "ts": _stamp(logged_at),
+        "request_id": r[_ID],
         "endpoint": endpoint,
-        "tenant": tenant,
-        "key_id": key_id,
-        "agent": agent,
-        "workflow": workflow,
-        "step": step,
-        "requested_model": requested,
-        "served_model": served,
-        "provider": provider,
+        "tenant": r[_TENANT],
+        "key_id": r[_KEY],
+        "agent": r[_AGENT],
+        "workflow": r[_WORKFLOW],
+        "step": r[_STEP],
+        "requested_model": r[_REQUESTED] or None,
+        "served_model": r[_SERVED] or None,
+        "provider": r[_PROVIDER] or None,
         "stream": stream,
-        "status": record[_I_STATUS],
-        "error_type": record[_I_ERROR],
-        "cache": record[_I_CACHE],
+        "status": r[_STATUS],
+        "error_type": r[_ERROR],
+        "cache": r[_CACHE],
         "route_tier": tier,
-        "attempts": record[_I_ATTEMPTS],
-        "prompt_tokens": record[_I_PROMPT] if priced else None,
-        "completion_tokens": record[_I_COMPLETION] if priced else None,
-        "usage_source": record[_I_USAGE] if priced else None,
-        "cost_usd": _money(charged, record[_I_COST]),
-        "savings_usd": _money(charged, record[_I_SAVINGS]),
+        "attempts": r[_ATTEMPTS],
+        "prompt_tokens": r[_PROMPT] if priced else None,
+        "completion_tokens": r[_COMPLETION] if priced else None,
+        "usage_source": r[_USAGE] if priced else None,
+        "cost_usd": _money(charged, r[_COST]),
+        "savings_usd": _money(charged, r[_SAVINGS]),
         "upstream_ms": upstream_ms,
         "proxy_ms": proxy_ms,
     }
@@ -103,10 +105,12 @@ def access_fields(note: AccessNote) -> dict[str, Any]:
     return line
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def access_lines(notes: Iterable[AccessNote]) -> list[str]:
     """The JSON access lines of a batch of notes, in order."""
-    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-    return [dumps(access_fields(note)) for note in notes]
+    return [_ENCODE(access_fields(note)) for note in notes]
 
 
 def write_lines(notes: Sequence[AccessNote], stream: IO[str] | None = None) -> None:

@@ -20,9 +20,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from pricing.ledger.record import Record, checked_rows
-from pricing.ledger.row import LedgerRow
-from pricing.ledger.spill import RejectFile, row_to_line
+from pricing.ledger.record import Record, checked_records, record_line
+from pricing.ledger.spill import RejectFile
 from pricing.ledger.store import LedgerStore
 from proxy.errors import SpendgateError
 
@@ -51,32 +50,32 @@ class WriteBackend(Protocol):
         ...
 
 
-def store_rows(store: LedgerStore, rows: Sequence[LedgerRow], rejects: RejectFile) -> int:
-    """Write ``rows``; set aside any the store refuses; the number set aside (blocking).
+def store_records(store: LedgerStore, records: Sequence[Record], rejects: RejectFile) -> int:
+    """Write checked ``records``; set aside any the store refuses; the number set aside (blocking).
 
     A ``SpendgateError`` means the database is unavailable and propagates
     (the rows will be retried). Any other error means some row itself is
     refused: the rows are then written one by one and the refused ones go to
     the rejected file, so one bad row cannot hold up the others forever.
     """
-    if not rows:
+    if not records:
         return 0
     try:
-        store.write_batch(rows)
+        store.write_records(records)
         return 0
     except SpendgateError:
         raise
     except Exception:
-        log.exception("ledger batch refused; writing its %d rows one by one", len(rows))
+        log.exception("ledger batch refused; writing its %d rows one by one", len(records))
     refused = 0
-    for row in rows:
+    for record in records:
         try:
-            store.write_batch([row])
+            store.write_records([record])
         except SpendgateError:
             raise
         except Exception:
-            log.exception("ledger row %s refused, kept in %s", row.request_id, rejects.path)
-            rejects.add(row_to_line(row))
+            log.exception("ledger row %s refused, kept in %s", record[0], rejects.path)
+            rejects.add(record_line(record))
             refused += 1
     return refused
 
@@ -107,8 +106,8 @@ def write_batch(
         rejects.add(line)
         unreadable += 1
 
-    rows = checked_rows(records=records, lines=lines, reject=reject)
-    return unreadable + store_rows(store, rows, rejects)
+    checked = checked_records(records=records, lines=lines, reject=reject)
+    return unreadable + store_records(store, checked, rejects)
 
 
 class StoreBackend:

@@ -16,9 +16,11 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from pricing.ledger import rollup
-from pricing.ledger.chain import ChainHead, link_values
+from pricing.ledger.chain import ChainHead, link_records
+from pricing.ledger.record import Record, check_record, record_of
 from pricing.ledger.row import LedgerRow
 from pricing.ledger.schema import (
+    COLUMNS,
     HEADS_TABLE,
     KEYS_TABLE,
     ROWS_TABLE,
@@ -32,6 +34,7 @@ from pricing.ledger.store import ApiKeyRecord, TenantTotals
 from proxy.errors import SpendgateError
 
 _STREAM_CHUNK = 1000
+_TENANT = COLUMNS.index("tenant")
 
 
 def ledger_error(action: str, exc: BaseException) -> SpendgateError:
@@ -103,7 +106,11 @@ class SqlLedgerStore(ABC):
     # Writes ---------------------------------------------------------------
     def write_batch(self, rows: Sequence[LedgerRow]) -> int:
         """See :meth:`LedgerStore.write_batch`."""
-        if not rows:
+        return self.write_records([check_record(record_of(r)) for r in rows])
+
+    def write_records(self, records: Sequence[Record]) -> int:
+        """See :meth:`LedgerStore.write_records`."""
+        if not records:
             return 0
         with self._lock:
             self.ensure_schema()
@@ -111,27 +118,27 @@ class SqlLedgerStore(ABC):
                 if self._conn is None:
                     self._conn = self._connect()
                 with closing(self._conn.cursor()) as cur:
-                    written = self._append(cur, rows)
+                    written = self._append(cur, records)
                 self._conn.commit()
                 return written
             except self._caught as exc:
                 self._drop_connection()
                 raise ledger_error("append rows", exc) from exc
 
-    def _append(self, cur: Any, rows: Sequence[LedgerRow]) -> int:
-        tenants = sorted({r.tenant for r in rows})
+    def _append(self, cur: Any, records: Sequence[Record]) -> int:
+        tenants = sorted({r[_TENANT] for r in records})
         self._begin_write(cur, tenants)
-        clause, params = self._in("request_id", list({r.request_id for r in rows}))
+        clause, params = self._in("request_id", list({r[0] for r in records}))
         cur.execute(f"SELECT request_id FROM {ROWS_TABLE} WHERE {clause}", params)
         seen = {r[0] for r in cur.fetchall()}
-        fresh: list[LedgerRow] = []
-        for row in rows:
-            if row.request_id not in seen:
-                seen.add(row.request_id)
-                fresh.append(row)
+        fresh: list[Record] = []
+        for record in records:
+            if record[0] not in seen:
+                seen.add(record[0])
+                fresh.append(record)
         if not fresh:
             return 0
-        values, new_heads = link_values(fresh, self._heads(cur, tenants))
+        values, new_heads = link_records(fresh, self._heads(cur, tenants))
         cur.executemany(insert_sql(self.ph), values)
         rollup.apply(cur, self.ph, fresh)
         p = self.ph

@@ -245,6 +245,11 @@ class _RefusingStore:
             raise ValueError("row refused")
         return self.inner.write_batch(rows)
 
+    def write_records(self, records: Sequence[tuple[Any, ...]]) -> int:
+        if any(r[0] == self.refused for r in records):
+            raise ValueError("row refused")
+        return self.inner.write_records(records)
+
 
 async def test_a_refused_row_is_set_aside_without_holding_up_the_rest(tmp_path: Path) -> None:
     store = open_ledger(f"sqlite:///{tmp_path}/l.db")
