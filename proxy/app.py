@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from proxy.errors import MethodNotAllowedError, NotFoundError, RequestError, SpendgateError
+from proxy.loop_lag import LoopLagProbe
 from proxy.openapi import extend_openapi
 from proxy.render import error_response
 from proxy.runtime import build_runtime
@@ -53,9 +54,13 @@ def create_app(settings: Settings, *, transport_factory: TransportFactory | None
         runtime = await build_runtime(settings, transport_factory=transport_factory)
         app.state.runtime = runtime
         refresher = asyncio.get_running_loop().create_task(runtime.refresh_gauges_forever())
+        probe = LoopLagProbe(runtime.metrics.loop_lag)
+        if settings.config.server.loop_lag_probe:
+            probe.start()
         try:
             yield
         finally:
+            probe.stop()
             refresher.cancel()
             await runtime.aclose()
 

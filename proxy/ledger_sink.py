@@ -40,14 +40,17 @@ def _price_texts(prices: UnitPrices | None, source: str) -> tuple[str | None, ..
     )
 
 
+# One encoder for every row: json.dumps with options builds a new one per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _attempts_detail(ex: Exchange) -> str:
-    return json.dumps(
+    return _ENCODE(
         [
             {"model": a.model, "provider": a.provider, "outcome": a.outcome, "error": a.error_type,
              "status": a.status, "ms": round(a.ms)}
             for a in ex.attempts
-        ],
-        separators=(",", ":"),
+        ]
     )  # fmt: skip
 
 
