@@ -26,9 +26,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.fleet import FAST_MODEL
 from bench.load import Kind
-from bench.overhead import CHAT, FAST_MODEL
-from bench.processes import BenchError, rss_mib, run_load, start_proxy, start_upstream, wait_healthy
+from bench.overhead import CHAT
+from bench.processes import BenchError, run_load, start_proxy, start_upstream, wait_healthy
+from bench.procstat import tree_rss_mib
 
 FAILING_MODEL = "gpt-4.1"
 FAULT_RATE = 0.02
@@ -144,9 +146,10 @@ def _drive(
     while (left := end - time.monotonic()) > 0.5:
         segment = run_load(url, KINDS, concurrency=concurrency, duration_s=min(SEGMENT_S, left))
         _merge(by_kind, segment)
-        value = rss_mib(pid)
-        if value is None:
+        tree = tree_rss_mib(pid)
+        if len(tree) < 2:  # no process left but the total
             raise BenchError("the proxy process is gone")
+        value = tree["total"]
         rss.append((round(time.monotonic() - started, 1), value))
         progress(f"soak {rss[-1][0]:.0f} s: {segment['rps']:.0f} req/s, RSS {value:.1f} MiB")
     return by_kind, rss
