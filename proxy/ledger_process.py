@@ -77,7 +77,8 @@ class ProcessBackend:
         self._max_attempts = max_attempts
         self._child: _Child | None = None
         self._lock = asyncio.Lock()
-        self.restarts = 0
+        self.starts = 0
+        self.busy = False  # a request is out and not yet answered
 
     @property
     def pid(self) -> int | None:
@@ -121,6 +122,7 @@ class ProcessBackend:
 
     async def _exchange(self, payload: bytes) -> tuple[str, Any]:
         child = await self._ensure()
+        self.busy = True
         try:
             async with asyncio.timeout(self._reply_timeout_s):
                 child.writer.write(payload)
@@ -130,7 +132,9 @@ class ProcessBackend:
         except TimeoutError as exc:
             raise WorkerLost(f"no answer in {self._reply_timeout_s:g} s") from exc
         except (OSError, asyncio.IncompleteReadError) as exc:
-            raise WorkerLost(f"exit code {child.popen.poll()}") from exc
+            raise WorkerLost(f"connection lost, exit code {child.popen.poll()}") from exc
+        finally:
+            self.busy = False
         kind, value = reply
         return str(kind), value
 
@@ -150,7 +154,7 @@ class ProcessBackend:
         reader, writer = await asyncio.open_unix_connection(sock=ours)
         writer.write(frame(self._options))
         self._child = _Child(popen, reader, writer)
-        self.restarts += 1
+        self.starts += 1
         return self._child
 
     async def _discard(self) -> None:
