@@ -91,6 +91,7 @@ def run_overhead(args: argparse.Namespace) -> int:
             with_floor=not args.no_floor,
             progress=_progress,
             during_load=_profiler(args.profile, output) if args.profile else None,
+            only=frozenset(filter(None, (args.only or "").split(","))),
         )
         if not args.no_scaling:
             with tempfile.TemporaryDirectory(prefix="spendgate-scaling-") as tmp:
@@ -145,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-redis", action="store_true", help="skip the Redis scenario")
     parser.add_argument("--no-floor", action="store_true", help="skip the pass-through floor")
     parser.add_argument("--no-scaling", action="store_true", help="skip the --workers scaling")
+    parser.add_argument("--only", metavar="NAMES", help="comma-separated scenario names to run")
     parser.add_argument("--output", default=str(LATEST), help="result JSON path")
     return parser
 

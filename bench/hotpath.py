@@ -42,10 +42,30 @@ def _frame(frame: str) -> str:
     return f"{name} ({'/'.join(path.split('/')[-2:])})"
 
 
+def _split_stack(stack: str) -> tuple[str, list[str]]:
+    """(process and thread label, frames) of one folded stack from ``--subprocesses --threads``."""
+    role = "server process"
+    while stack.startswith("process "):  # process PID:"command line" (which may hold ';'),
+        end = stack.find('";')  # a child's nested under its parent's
+        command, stack = stack[: end + 1], stack[end + 2 :]
+        if "proxy.ledger_worker" in command:
+            role = "ledger writer process"
+        elif "multiprocessing" in command:
+            role = "worker process"
+    head, _, rest = stack.partition(";")
+    thread = (
+        "main thread" if head.endswith("MainThread") or head.count("(") == 0 else "other thread"
+    )
+    if head.startswith("thread ") and "MainThread" not in head:
+        name = head.partition("): ")[2]
+        thread = f"thread {name}" if name else "other thread"
+    return f"{role}: {thread}", [f for f in rest.split(";") if f]
+
+
 def summarise_folded(text: str, *, top: int = 25) -> dict[str, Any]:
-    """Shares (% of samples) by process and thread, and of the busiest functions."""
-    own: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
+    """Shares (% of samples) by process and thread, and of the busiest functions in each."""
+    own: dict[str, Counter[str]] = {}
+    inclusive: dict[str, Counter[str]] = {}
     threads: Counter[str] = Counter()
     total = 0
     for line in text.splitlines():
@@ -54,18 +74,20 @@ def summarise_folded(text: str, *, top: int = 25) -> dict[str, Any]:
             continue
         count = int(count_text)
         total += count
-        head, *frames = stack.split(";")
-        threads[head.split(" (")[0] if head.startswith(("process", "thread")) else head] += count
-        named = [_frame(f) for f in frames if f] or [head]
-        own[named[-1]] += count
+        label, frames = _split_stack(stack)
+        threads[label] += count
+        named = [_frame(f) for f in frames] or ["(idle)"]
+        own.setdefault(label, Counter())[named[-1]] += count
         for frame in set(named):
-            inclusive[frame] += count
+            inclusive.setdefault(label, Counter())[frame] += count
     share = (lambda n: round(100 * n / total, 1)) if total else (lambda n: 0.0)
     return {
         "samples": total,
         "threads_pct": [[name, share(n)] for name, n in threads.most_common()],
-        "self_pct": [[name, share(n)] for name, n in own.most_common(top)],
-        "inclusive_pct": [[name, share(n)] for name, n in inclusive.most_common(top * 3)],
+        "self_pct": {k: [[f, share(n)] for f, n in c.most_common(top)] for k, c in own.items()},
+        "inclusive_pct": {
+            k: [[f, share(n)] for f, n in c.most_common(top * 2)] for k, c in inclusive.items()
+        },
     }
 
 

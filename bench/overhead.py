@@ -209,9 +209,10 @@ def run_all(
     workdir: Path | None = None,
     progress: Progress = lambda line: None,
     during_load: Callable[[Fleet], dict[str, Any]] | None = None,
+    only: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """Start the fleet, run every scenario, and return the results document."""
-    plan = scenarios(sizes)
+    """Start the fleet, run every scenario (or those named in ``only``), return the results."""
+    plan = [s for s in scenarios(sizes) if not only or s.name in only]
     skipped: dict[str, str] = {}
     if redis_url is not None and not redis_reachable(redis_url):
         skipped["cache_hit_redis_c1"] = f"Redis unreachable at {redis_url}"

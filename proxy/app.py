@@ -8,6 +8,7 @@ there. FastAPI still serves the OpenAPI document and the admin endpoints.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -46,13 +47,27 @@ class SpendgateApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings, *, transport_factory: TransportFactory | None = None) -> FastAPI:
-    """The app for ``settings``. Clients and stores open in its lifespan."""
+def create_app(
+    settings: Settings,
+    *,
+    transport_factory: TransportFactory | None = None,
+    freeze_startup_objects: bool = False,
+) -> FastAPI:
+    """The app for ``settings``. Clients and stores open in its lifespan.
+
+    ``freeze_startup_objects`` (the server's own process) moves everything
+    built at start-up (catalog, routing data, tokenizers) out of the garbage
+    collector's reach, so that its full collections, which run on the event
+    loop, only walk what requests allocate.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await build_runtime(settings, transport_factory=transport_factory)
         app.state.runtime = runtime
+        if freeze_startup_objects:
+            gc.collect()
+            gc.freeze()
         refresher = asyncio.get_running_loop().create_task(runtime.refresh_gauges_forever())
         probe = LoopLagProbe(runtime.metrics.loop_lag)
         if settings.config.server.loop_lag_probe:
