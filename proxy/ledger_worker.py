@@ -110,14 +110,30 @@ class Worker:
         self._store.close()
 
 
+def _yield_to_the_proxy(nice: int) -> None:
+    """Run below the proxy: a lower priority, and never preempting it on wake-up.
+
+    The proxy's event loop and this process share the CPU the proxy was
+    pinned to; a batch must not make requests wait. ``SCHED_BATCH`` keeps
+    this process's fair share (it must keep up at full load) but marks it as
+    a batch job, which the scheduler does not let preempt a running task.
+    """
+    if nice:
+        os.nice(nice)
+    if hasattr(os, "SCHED_BATCH"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+        except OSError:  # not permitted here: the lower priority still applies
+            log.debug("SCHED_BATCH not available")
+
+
 def serve(sock: socket.socket) -> None:
     """Answer requests on ``sock`` until ``close`` or end of file."""
     with sock, sock.makefile("rb") as incoming:
         options = read_frame(incoming)
         if not isinstance(options, WorkerOptions):
             return
-        if options.nice:
-            os.nice(options.nice)
+        _yield_to_the_proxy(options.nice)
         worker = Worker(options)
         try:
             while (message := read_frame(incoming)) is not None and message[0] != "close":
