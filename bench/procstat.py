@@ -97,6 +97,19 @@ def cpu_split(
     return split
 
 
+def cpu_by_process(
+    before: dict[tuple[int, int], ThreadTime], after: dict[tuple[int, int], ThreadTime]
+) -> dict[str, float]:
+    """CPU seconds used between two snapshots by each process (``role pid``)."""
+    split: dict[str, float] = {}
+    for key, now in after.items():
+        then = before.get(key)
+        used = max(0.0, now.seconds - (then.seconds if then else 0.0))
+        name = f"{now.role} {now.pid}"
+        split[name] = split.get(name, 0.0) + used
+    return split
+
+
 def rss_mib(pid: int) -> float | None:
     """A process's resident set size (``VmRSS``) in MiB, None when unreadable."""
     for line in (_read(f"/proc/{pid}/status") or "").splitlines():

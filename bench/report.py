@@ -181,6 +181,11 @@ def _scaling_lines(scaling: dict[str, Any]) -> list[str]:
                 f"  {key.replace('_', ' ')}: {s['rps']:.0f} req/s, p50 {s['latency_ms']['p50']:.2f} ms, "
                 f"CPU {_num(s.get('cpu_us_per_request'))} us/request, errors {errors_of(s)}"
             )
+            busy = {k: v for k, v in s.get("cpu_s_by_process", {}).items() if v >= 0.05}
+            if busy:
+                lines.append(
+                    "    CPU s by process: " + ", ".join(f"{k} {v:.2f}" for k, v in busy.items())
+                )
     if scaling.get("ratio") is not None:
         lines.append(f"  two workers / one worker: x{scaling['ratio']:.2f}")
     return lines

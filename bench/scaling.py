@@ -1,10 +1,12 @@
-"""``--workers N`` scaling: requests/s of one worker and of two, on this machine's two cores.
+"""``--workers N`` scaling: requests/s of one worker on one core, and of two on two.
 
-Both runs are alike but for the worker count: a fresh fake upstream, a
-proxy serving misses (cache off, SQLite ledger and access log on), ``wrk``
-at the same concurrency, and nothing pinned, so the workers, their ledger
-writer processes, the upstream and ``wrk`` share the machine as they would
-in production. The ratio is two workers' requests/s over one worker's.
+Both runs are alike but for the worker count and the cores they may use: a
+fresh fake upstream and ``wrk`` at the same concurrency, free to run on any
+core, and a proxy serving misses (cache off, SQLite ledger and access log
+on). One worker (with its ledger writer process) is pinned to one core, as
+in the other scenarios; two workers (and their writer processes) may use
+both, which they share with the upstream and ``wrk`` as they would in
+production. The ratio is two workers' requests/s over one worker's.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from bench import procstat
 from bench.fleet import FAST_MODEL, proxy_config
 from bench.load import Kind
 from bench.overhead import CHAT, cpu_cost
-from bench.processes import start_proxy, start_upstream, wait_healthy
+from bench.processes import PROXY_CPU, start_proxy, start_upstream, wait_healthy
 from bench.wrk import run_wrk
 
 SCALING_CONCURRENCY = 64
@@ -41,7 +43,8 @@ def run_scaling(
             progress(f"scaling: {workers} worker(s), concurrency {concurrency}")
             name = f"workers-{workers}"
             config = proxy_config(fast=upstream, slow=upstream, workdir=workdir, name=name)
-            proxy = wait_healthy(start_proxy(workdir, config, name=name, workers=workers, cpu=None))
+            cpu = PROXY_CPU if workers == 1 else None
+            proxy = wait_healthy(start_proxy(workdir, config, name=name, workers=workers, cpu=cpu))
             try:
 
                 def load(seconds: float, url: str = proxy.url(CHAT)) -> dict[str, Any]:
@@ -54,8 +57,10 @@ def run_scaling(
                     load(warmup_s)
                 before = procstat.thread_times(proxy.pid)
                 summary = load(duration_s)
-                split = procstat.cpu_split(before, procstat.thread_times(proxy.pid))
-                summary.update(cpu_cost(split, summary["requests"]))
+                after = procstat.thread_times(proxy.pid)
+                summary.update(cpu_cost(procstat.cpu_split(before, after), summary["requests"]))
+                # Whether the kernel spread the connections: each process's share of the CPU.
+                summary["cpu_s_by_process"] = procstat.cpu_by_process(before, after)
                 out[f"workers_{workers}"] = summary
             finally:
                 proxy.stop()
