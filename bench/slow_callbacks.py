@@ -80,10 +80,22 @@ async def _drive(app: Any, *, port: int, load: Any) -> dict[str, Any]:
     return summary
 
 
-def run(ms: float, seconds: float, delay_ms: float, concurrency: int) -> dict[str, Any]:
-    """Serve under load in debug mode; the slow callbacks asyncio reported, grouped."""
+def _serve_debug(app: Any, *, ms: float, load: Any) -> dict[str, Any]:
+    """Serve ``app`` on a uvloop loop in debug mode while ``load(url)`` runs."""
     import uvloop
 
+    loop = uvloop.new_event_loop()
+    loop.set_debug(True)
+    loop.slow_callback_duration = ms / 1000
+    try:
+        summary: dict[str, Any] = loop.run_until_complete(_drive(app, port=free_port(), load=load))
+    finally:
+        loop.close()
+    return summary
+
+
+def run(ms: float, seconds: float, delay_ms: float, concurrency: int) -> dict[str, Any]:
+    """Serve under load in debug mode; the slow callbacks asyncio reported, grouped."""
     from proxy.access_log import configure_access_log
     from proxy.app import create_app
     from proxy.settings import load_settings
@@ -100,14 +112,10 @@ def run(ms: float, seconds: float, delay_ms: float, concurrency: int) -> dict[st
             path = workdir / "debug.json"
             config = proxy_config(fast=upstream, slow=upstream, workdir=workdir, name="debug")
             path.write_text(json.dumps(config), encoding="utf-8")
-            settings = load_settings(str(path))
             with (workdir / "access.log").open("wb") as access:
                 os.dup2(access.fileno(), 1)  # the writer process inherits it too
             configure_access_log(True)
             sys.setswitchinterval(0.001)  # as spendgate serve does
-            loop = uvloop.new_event_loop()
-            loop.set_debug(True)
-            loop.slow_callback_duration = ms / 1000
 
             def load(url: str) -> dict[str, Any]:
                 kind = Kind("slow", SLOW_MODEL, cache_off=True)
@@ -116,10 +124,8 @@ def run(ms: float, seconds: float, delay_ms: float, concurrency: int) -> dict[st
                     cpu_prefix=cpu_prefix(CLIENT_CPU),
                 )  # fmt: skip
 
-            summary = loop.run_until_complete(
-                _drive(create_app(settings), port=free_port(), load=load)
-            )
-            loop.close()
+            app = create_app(load_settings(str(path)), freeze_startup_objects=True)
+            summary = _serve_debug(app, ms=ms, load=load)
         finally:
             os.dup2(saved_stdout, 1)
             os.close(saved_stdout)

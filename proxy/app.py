@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -61,24 +61,7 @@ def create_app(
     loop, only walk what requests allocate.
     """
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await build_runtime(settings, transport_factory=transport_factory)
-        app.state.runtime = runtime
-        if freeze_startup_objects:
-            gc.collect()
-            gc.freeze()
-        refresher = asyncio.get_running_loop().create_task(runtime.refresh_gauges_forever())
-        probe = LoopLagProbe(runtime.metrics.loop_lag)
-        if settings.config.server.loop_lag_probe:
-            probe.start()
-        try:
-            yield
-        finally:
-            probe.stop()
-            refresher.cancel()
-            await runtime.aclose()
-
+    lifespan = _lifespan(settings, transport_factory, freeze=freeze_startup_objects)
     app = SpendgateApp(
         title="Spendgate",
         version="0.1.0",
@@ -103,6 +86,30 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, _render_http)
     app.add_exception_handler(Exception, _render_unexpected)
     return app
+
+
+def _lifespan(
+    settings: Settings, transport_factory: TransportFactory | None, *, freeze: bool
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await build_runtime(settings, transport_factory=transport_factory)
+        app.state.runtime = runtime
+        if freeze:
+            gc.collect()
+            gc.freeze()
+        refresher = asyncio.get_running_loop().create_task(runtime.refresh_gauges_forever())
+        probe = LoopLagProbe(runtime.metrics.loop_lag)
+        if settings.config.server.loop_lag_probe:
+            probe.start()
+        try:
+            yield
+        finally:
+            probe.stop()
+            refresher.cancel()
+            await runtime.aclose()
+
+    return lifespan
 
 
 async def _render_spendgate(request: Request, exc: Exception) -> Response:

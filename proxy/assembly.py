@@ -280,6 +280,13 @@ async def _attach_ledger(
         await asyncio.to_thread(store.close)
         slot.release()
 
+    stages.closers.append(close)
+    stages.probes["ledger"] = _ledger_probe(store, writer)
+    stages.gauges.append(_ledger_gauges(writer, metrics))
+    stages.ledger = store
+
+
+def _ledger_probe(store: LedgerStore, writer: LedgerWriter) -> Probe:
     async def probe() -> dict[str, Any]:
         try:
             await asyncio.wait_for(asyncio.to_thread(store.chain_heads, tenant="-"), 2.0)
@@ -294,6 +301,10 @@ async def _attach_ledger(
             "spill_pending": writer.spill_pending,
         }
 
+    return probe
+
+
+def _ledger_gauges(writer: LedgerWriter, metrics: Metrics) -> Callable[[], None]:
     spilled = CounterSync(metrics.ledger_spilled_total)
 
     def gauges() -> None:
@@ -301,10 +312,7 @@ async def _attach_ledger(
         metrics.ledger_spilled.set(writer.spill_pending)
         spilled.to(writer.spilled_total)
 
-    stages.closers.append(close)
-    stages.probes["ledger"] = probe
-    stages.gauges.append(gauges)
-    stages.ledger = store
+    return gauges
 
 
 async def _ledger_backend(

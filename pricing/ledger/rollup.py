@@ -25,15 +25,18 @@ never equal inside a primary key.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import add
 from typing import Any
 
+from pricing.ledger.histogram import LATENCY_BOUNDS as LATENCY_BOUNDS
+from pricing.ledger.histogram import add_hist as add_hist
+from pricing.ledger.histogram import decode_hist as decode_hist
+from pricing.ledger.histogram import encode_hist, latency_index
+from pricing.ledger.histogram import latency_bucket as latency_bucket
 from pricing.ledger.record import RECORD_COLUMNS, Record
-from pricing.ledger.row import LedgerRow
-from pricing.ledger.schema import ROWS_TABLE, ts_to_us
+from pricing.ledger.schema import ROWS_TABLE
 
 ROLLUP_TABLE = "ledger_rollup"
 HOUR_US = 3_600_000_000
@@ -80,29 +83,6 @@ _KEY_COLUMNS = ("kind", "grain", "bucket_us", "tenant", "k1", "k2")
 Key = tuple[str, str, int, str, str, str]
 
 
-def _latency_bounds() -> tuple[int, ...]:
-    bounds = list(range(100))
-    lower = 100
-    # Up to about an hour; slower requests share the last, open-ended bucket.
-    while lower < 3_600_000:
-        bounds.append(lower)
-        lower += lower // 20
-    return tuple(bounds)
-
-
-LATENCY_BOUNDS = _latency_bounds()
-
-
-def latency_index(ms: int) -> int:
-    """The index in :data:`LATENCY_BOUNDS` of the bucket holding ``ms``."""
-    return max(bisect_right(LATENCY_BOUNDS, ms) - 1, 0)
-
-
-def latency_bucket(ms: int) -> int:
-    """The lower edge of the histogram bucket holding ``ms``."""
-    return LATENCY_BOUNDS[latency_index(ms)]
-
-
 def tag(value: str | None) -> str:
     """A nullable tag as a primary-key cell."""
     return "" if value is None else "=" + value
@@ -128,42 +108,6 @@ class Tally:
             self.counts = list(map(add, self.counts, counts))
         for bucket, n in hist.items():
             self.hist[bucket] = self.hist.get(bucket, 0) + n
-
-
-def encode_hist(hist: dict[int, int]) -> str:
-    """``"first:count,count,..."``: dense counts from bucket index ``first`` on.
-
-    Dense, so a reader merges a cell with C-level ``split``/``map`` calls
-    instead of one Python step per bucket.
-    """
-    if not hist:
-        return ""
-    first, last = min(hist), max(hist)
-    return f"{first}:" + ",".join(str(hist.get(i, 0)) for i in range(first, last + 1))
-
-
-def decode_hist(text: str) -> dict[int, int]:
-    """Inverse of :func:`encode_hist` (non-zero buckets only)."""
-    if not text:
-        return {}
-    first, _, body = text.partition(":")
-    start = int(first)
-    return {start + i: n for i, n in enumerate(map(int, body.split(","))) if n}
-
-
-def add_hist(dense: list[int], text: str) -> None:
-    """Add an encoded histogram into ``dense`` (one count per bucket index)."""
-    if not text:
-        return
-    first, _, body = text.partition(":")
-    start = int(first)
-    end = start + body.count(",") + 1
-    dense[start:end] = map(add, dense[start:end], map(int, body.split(",")))
-
-
-def row_values(row: LedgerRow) -> tuple[Any, ...]:
-    """The :data:`FIELDS` of ``row``, ts in microseconds."""
-    return tuple(ts_to_us(row.ts) if f == "ts" else getattr(row, f) for f in FIELDS)
 
 
 _RECORD_FIELDS = tuple(RECORD_COLUMNS.index(f) for f in FIELDS)
