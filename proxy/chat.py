@@ -139,7 +139,7 @@ class ChatHandler:
         self._accounting.record(ex)
         headers = exchange_headers(ex)
         if not ex.stream:
-            body = _ENCODE(completion).encode()
+            body = ex.cached_body or _ENCODE(completion).encode()
             return Response(body, headers=headers, media_type=JSON)
         chunks = self._replay(completion, ex.include_usage)
         return StreamingResponse(
