@@ -1,14 +1,16 @@
 """``python -m bench``: Spendgate's overhead over a direct call, in one command.
 
     python -m bench                    # every scenario, a few minutes
-    python -m bench --smoke            # a tiny version, seconds, no targets checked
+    python -m bench --smoke            # a tiny version, no targets checked
     python -m bench --profile 10       # also sample the proxy with py-spy for 10 s
     python -m bench --soak --minutes 10
 
-Everything runs on loopback against a fake upstream (``bench.upstream``).
-The results go to ``bench/results/latest.json`` (or ``--output``) and the
-table to stdout. Targets are reported, not enforced: the exit code is 0
-whenever every scenario ran, so a slow machine does not fail a build.
+Everything runs on loopback against a fake upstream (``bench.upstream``),
+driven by ``wrk`` (and a Python client for streams' time to first byte).
+After the overhead scenarios, ``--workers`` scaling is measured (one worker,
+then two). The results go to ``bench/results/latest.json`` (or ``--output``)
+and the tables to stdout. Targets are reported, not enforced: the exit code
+is 0 whenever every scenario ran, so a slow machine does not fail a build.
 """
 
 from __future__ import annotations
@@ -19,22 +21,19 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from bench import wrk
+from bench.fleet import DEFAULT_REDIS_URL, FAST_MODEL, SLOW_MODEL, Fleet
 from bench.hotpath import profile_under_load
 from bench.load import Kind
-from bench.overhead import (
-    CHAT,
-    DEFAULT_REDIS_URL,
-    FAST_MODEL,
-    SMOKE_SIZES,
-    Fleet,
-    Sizes,
-    run_all,
-)
+from bench.overhead import CHAT, SMOKE_SIZES, Sizes, run_all
 from bench.processes import BenchError, cpu_prefix
 from bench.report import LATEST, RESULTS_DIR, check_targets, render, write_json
+from bench.scaling import run_scaling
 
 
 def _environment() -> dict[str, Any]:
@@ -59,26 +58,31 @@ def _progress(line: str) -> None:
 
 def _profiler(seconds: float, output: Path) -> Any:
     def during_load(running: Fleet) -> dict[str, Any]:
-        _progress(f"profiling the main proxy for {seconds:g} s at concurrency 32")
         main = running.proxies["main"]
-        profile = profile_under_load(
-            pid=main.pid,
-            url=main.url(CHAT),
-            kinds=[Kind("miss", FAST_MODEL)],
-            seconds=seconds,
-            out=output.with_name(output.stem + "-profile.txt"),
-        )
-        return {"profile": profile}
+        profiles = {}
+        for name, kind, flags in (
+            ("cpu", Kind("miss", FAST_MODEL, cache_off=True), []),
+            ("gil", Kind("slow", SLOW_MODEL, cache_off=True), ["--gil", "--idle"]),
+        ):
+            _progress(f"profiling the main proxy ({name}) for {seconds:g} s at concurrency 32")
+            profiles[name] = profile_under_load(
+                pid=main.pid, url=main.url(CHAT), kind=kind, seconds=seconds,
+                out=output.with_name(f"{output.stem}-profile-{name}.txt"), flags=flags,
+            )  # fmt: skip
+        return {"profile": profiles}
 
     return during_load
 
 
 def run_overhead(args: argparse.Namespace) -> int:
+    if not wrk.available():
+        print("benchmark needs wrk (Debian package 'wrk')", file=sys.stderr)
+        return 1
     sizes = SMOKE_SIZES if args.smoke else Sizes()
     if args.requests:
-        sizes = Sizes(args.requests, sizes.duration_s, sizes.warmup, sizes.delay_ms)
+        sizes = replace(sizes, requests_c1=args.requests)
     if args.duration:
-        sizes = Sizes(sizes.requests_c1, args.duration, sizes.warmup, sizes.delay_ms)
+        sizes = replace(sizes, duration_s=args.duration)
     output = Path(args.output)
     try:
         doc = run_all(
@@ -87,8 +91,15 @@ def run_overhead(args: argparse.Namespace) -> int:
             with_floor=not args.no_floor,
             progress=_progress,
             during_load=_profiler(args.profile, output) if args.profile else None,
+            only=frozenset(filter(None, (args.only or "").split(","))),
         )
-    except BenchError as exc:
+        if not args.no_scaling:
+            with tempfile.TemporaryDirectory(prefix="spendgate-scaling-") as tmp:
+                doc["scaling"] = run_scaling(
+                    Path(tmp), duration_s=sizes.duration_s, warmup_s=sizes.warmup_s,
+                    progress=_progress,
+                )  # fmt: skip
+    except (BenchError, RuntimeError) as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1
     doc = {"mode": "smoke" if args.smoke else "full", "environment": _environment(), **doc}
@@ -134,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
     parser.add_argument("--no-redis", action="store_true", help="skip the Redis scenario")
     parser.add_argument("--no-floor", action="store_true", help="skip the pass-through floor")
+    parser.add_argument("--no-scaling", action="store_true", help="skip the --workers scaling")
+    parser.add_argument("--only", metavar="NAMES", help="comma-separated scenario names to run")
     parser.add_argument("--output", default=str(LATEST), help="result JSON path")
     return parser
 

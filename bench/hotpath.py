@@ -1,4 +1,11 @@
-"""Sampling the proxy's hot path under load with py-spy, and summarising the samples.
+"""Sampling the proxy under load with py-spy, and summarising the samples.
+
+Two recordings, each while ``wrk`` drives the main proxy at concurrency 32:
+
+* ``cpu``: fast misses; what the proxy's processes (the server and its ledger
+  writer, ``--subprocesses``) spend their CPU on;
+* ``gil``: misses behind the slow upstream, with ``--gil --idle``: which
+  thread holds the GIL while requests wait on the upstream.
 
 py-spy is an optional tool (``pip install py-spy``); without it the profile
 is skipped with a note. The raw samples (folded stacks) are kept next to the
@@ -15,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import Kind
-from bench.processes import CLIENT_CPU, child_env, cpu_prefix
+from bench.processes import CLIENT_CPU, cpu_prefix
+from bench.wrk import script
 
 SAMPLE_RATE_HZ = 250
+PROFILE_CONCURRENCY = 32
 
 
 def find_py_spy() -> str | None:
@@ -33,10 +42,31 @@ def _frame(frame: str) -> str:
     return f"{name} ({'/'.join(path.split('/')[-2:])})"
 
 
+def _split_stack(stack: str) -> tuple[str, list[str]]:
+    """(process and thread label, frames) of one folded stack from ``--subprocesses --threads``."""
+    role = "server process"
+    while stack.startswith("process "):  # process PID:"command line" (which may hold ';'),
+        end = stack.find('";')  # a child's nested under its parent's
+        command, stack = stack[: end + 1], stack[end + 2 :]
+        if "proxy.ledger_worker" in command:
+            role = "ledger writer process"
+        elif "multiprocessing" in command:
+            role = "worker process"
+    head, _, rest = stack.partition(";")
+    thread = (
+        "main thread" if head.endswith("MainThread") or head.count("(") == 0 else "other thread"
+    )
+    if head.startswith("thread ") and "MainThread" not in head:
+        name = head.partition("): ")[2]
+        thread = f"thread {name}" if name else "other thread"
+    return f"{role}: {thread}", [f for f in rest.split(";") if f]
+
+
 def summarise_folded(text: str, *, top: int = 25) -> dict[str, Any]:
-    """Self and inclusive shares (% of samples) of the busiest functions."""
-    own: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
+    """Shares (% of samples) by process and thread, and of the busiest functions in each."""
+    own: dict[str, Counter[str]] = {}
+    inclusive: dict[str, Counter[str]] = {}
+    threads: Counter[str] = Counter()
     total = 0
     for line in text.splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -44,45 +74,49 @@ def summarise_folded(text: str, *, top: int = 25) -> dict[str, Any]:
             continue
         count = int(count_text)
         total += count
-        frames = [_frame(f) for f in stack.split(";")]
-        own[frames[-1]] += count
-        for frame in set(frames):
-            inclusive[frame] += count
+        label, frames = _split_stack(stack)
+        threads[label] += count
+        named = [_frame(f) for f in frames] or ["(idle)"]
+        own.setdefault(label, Counter())[named[-1]] += count
+        for frame in set(named):
+            inclusive.setdefault(label, Counter())[frame] += count
     share = (lambda n: round(100 * n / total, 1)) if total else (lambda n: 0.0)
     return {
         "samples": total,
-        "self_pct": [[name, share(n)] for name, n in own.most_common(top)],
-        "inclusive_pct": [[name, share(n)] for name, n in inclusive.most_common(top * 3)],
+        "threads_pct": [[name, share(n)] for name, n in threads.most_common()],
+        "self_pct": {k: [[f, share(n)] for f, n in c.most_common(top)] for k, c in own.items()},
+        "inclusive_pct": {
+            k: [[f, share(n)] for f, n in c.most_common(top * 2)] for k, c in inclusive.items()
+        },
     }
 
 
 def profile_under_load(
-    *, pid: int, url: str, kinds: list[Kind], seconds: float, out: Path, key: str | None = None
+    *, pid: int, url: str, kind: Kind, seconds: float, out: Path, flags: list[str]
 ) -> dict[str, Any]:
-    """Record ``pid`` with py-spy while a concurrency-32 load runs against ``url``."""
+    """Record ``pid`` (and its child processes) with py-spy while wrk drives ``url``."""
     py_spy = find_py_spy()
     if py_spy is None:
         return {"skipped": "py-spy not installed"}
-    import json
-    from dataclasses import asdict
-
-    load = [
-        *cpu_prefix(CLIENT_CPU), sys.executable, "-m", "bench.load", "--url", url,
-        "--spec", json.dumps([asdict(k) for k in kinds]), "--concurrency", "32",
-        "--duration", str(seconds + 2), *(["--key", key] if key else []),
-    ]  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
-    loader = subprocess.Popen(
-        load, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env()
-    )
+    lua = out.with_suffix(".lua")
+    lua.write_text(script(kind, path="/v1/chat/completions", key=None), encoding="utf-8")
+    base = url.split("/v1/")[0] + "/"
+    load = [
+        *cpu_prefix(CLIENT_CPU), "wrk", "-t1", f"-c{PROFILE_CONCURRENCY}",
+        f"-d{int(seconds) + 3}s", "-s", str(lua), base,
+    ]  # fmt: skip
+    loader = subprocess.Popen(load, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         record = [py_spy, "record", "--pid", str(pid), "--duration", str(int(seconds))]
-        record += ["--rate", str(SAMPLE_RATE_HZ), "--format", "raw", "--output", str(out)]
+        record += ["--rate", str(SAMPLE_RATE_HZ), "--format", "raw", "--threads"]
+        record += ["--subprocesses", *flags, "--output", str(out)]
         done = subprocess.run(
             record, capture_output=True, timeout=seconds + 60, check=False, stdin=subprocess.DEVNULL
         )
     finally:
         loader.wait(timeout=seconds + 120)
+        lua.unlink(missing_ok=True)
     if done.returncode != 0 or not out.is_file():
         return {"skipped": f"py-spy failed: {done.stderr.decode(errors='replace')[-500:]}"}
-    return {"raw": str(out), **summarise_folded(out.read_text(encoding="utf-8"))}
+    return {"raw": str(out), "flags": flags, **summarise_folded(out.read_text(encoding="utf-8"))}

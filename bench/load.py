@@ -46,6 +46,7 @@ class Kind:
     unique: bool = True
     weight: int = 1
     path: str | None = None  # overrides the URL's path, e.g. a failing route
+    cache_off: bool = False  # sends x-spendgate-cache: off
 
     def body(self, nonce: str, n: int) -> bytes:
         """The request body; ``n`` makes it unique when the kind asks for that."""
@@ -198,13 +199,14 @@ class Plan:
 def _heads(url: str, kinds: Sequence[Kind], key: str | None) -> list[bytes]:
     parts = urlsplit(url)
     auth = f"Authorization: Bearer {key}\r\n" if key else ""
-    return [
-        (
+    heads = []
+    for kind in kinds:
+        cache = "x-spendgate-cache: off\r\n" if kind.cache_off else ""
+        heads.append(
             f"POST {kind.path or parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-            f"Content-Type: application/json\r\n{auth}Content-Length: "
-        ).encode()
-        for kind in kinds
-    ]
+            f"Content-Type: application/json\r\n{auth}{cache}Content-Length: ".encode()
+        )
+    return heads
 
 
 def _cycle(kinds: Sequence[Kind]) -> list[int]:

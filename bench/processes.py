@@ -133,30 +133,43 @@ def wait_healthy(service: Service, path: str = "/healthz") -> Service:
 
 
 def start_upstream(
-    workdir: Path, *, name: str, delay_ms: float = 0.0, fail_rate: float = 0.0
+    workdir: Path,
+    *,
+    name: str,
+    delay_ms: float = 0.0,
+    fail_rate: float = 0.0,
+    cpu: int | None = CLIENT_CPU,
 ) -> Service:
-    """A ``bench.upstream`` process on the client CPU."""
+    """A ``bench.upstream`` process on the client CPU (``cpu=None``: any)."""
     port = free_port()
     args = ["-m", "bench.upstream", "--port", str(port), "--delay-ms", str(delay_ms)]
     args += ["--fail-rate", str(fail_rate)]
-    return wait_healthy(spawn(name, args, workdir=workdir, cpu=CLIENT_CPU, port=port))
+    return wait_healthy(spawn(name, args, workdir=workdir, cpu=cpu, port=port))
 
 
-def start_proxy(workdir: Path, config: Mapping[str, Any], *, name: str) -> Service:
-    """``python -m proxy.cli serve`` (one worker) on the proxy CPU; see ``wait_healthy``."""
+def start_proxy(
+    workdir: Path,
+    config: Mapping[str, Any],
+    *,
+    name: str,
+    workers: int = 1,
+    cpu: int | None = PROXY_CPU,
+) -> Service:
+    """``python -m proxy.cli serve`` on the proxy CPU (``cpu=None``: any); see ``wait_healthy``."""
     path = workdir / f"{name}.json"
     workdir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(config, indent=2), encoding="utf-8")
     port = free_port()
     args = ["-m", "proxy.cli", "serve", "--config", str(path), "--port", str(port)]
-    return spawn(name, args, workdir=workdir, cpu=PROXY_CPU, port=port)
+    args += ["--workers", str(workers)] if workers > 1 else []
+    return spawn(name, args, workdir=workdir, cpu=cpu, port=port)
 
 
-def start_floor(workdir: Path, *, upstream: Service) -> Service:
+def start_floor(workdir: Path, *, upstream: Service, name: str = "floor") -> Service:
     """The bare pass-through app (``bench.floor``) on the proxy CPU; see ``wait_healthy``."""
     port = free_port()
     args = ["-m", "bench.floor", "--port", str(port), "--upstream", upstream.url("/v1")]
-    return spawn("floor", args, workdir=workdir, cpu=PROXY_CPU, port=port)
+    return spawn(name, args, workdir=workdir, cpu=PROXY_CPU, port=port)
 
 
 def rss_mib(pid: int) -> float | None:

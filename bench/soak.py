@@ -10,25 +10,34 @@ SIGTERM, and the run passes when:
 
 * no unexplained error: every request but those to the failing model got a
   200, and those got a 5xx, with nothing lost to the transport;
-* the SQLite ledger holds exactly one row per request sent;
-* RSS is stable: growth over the second half of the run stays under
-  ``MAX_RSS_GROWTH_PCT`` (the first half fills the bounded cache).
+* the SQLite ledger holds exactly one row per request sent, although the
+  ledger writer process is killed (SIGKILL) in the middle of every other
+  load segment during the first half of the run;
+* RSS (the proxy's and its ledger writer process's) is stable: growth over
+  the second half of the run stays under ``MAX_RSS_GROWTH_PCT`` (the first
+  half fills the bounded cache).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import sqlite3
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.fleet import FAST_MODEL
 from bench.load import Kind
-from bench.overhead import CHAT, FAST_MODEL
-from bench.processes import BenchError, rss_mib, run_load, start_proxy, start_upstream, wait_healthy
+from bench.overhead import CHAT
+from bench.processes import BenchError, run_load, start_proxy, start_upstream, wait_healthy
+from bench.procstat import descendants, role_of, tree_rss_mib
 
 FAILING_MODEL = "gpt-4.1"
 FAULT_RATE = 0.02
@@ -123,7 +132,7 @@ def run_soak(*, minutes: float, concurrency: int, progress: Progress) -> dict[st
         try:
             config = soak_config(upstream.url(), workdir)
             proxy = wait_healthy(start_proxy(workdir, config, name="proxy"))
-            by_kind, rss = _drive(proxy.url(CHAT), proxy.pid, minutes, concurrency, progress)
+            by_kind, rss, kills = _drive(proxy.url(CHAT), proxy.pid, minutes, concurrency, progress)
             exit_code = proxy.stop()
             upstream_stats = _stats(upstream.url())
             ledger = ledger_counts(workdir / "soak-ledger.db")
@@ -131,25 +140,48 @@ def run_soak(*, minutes: float, concurrency: int, progress: Progress) -> dict[st
             if proxy is not None:
                 proxy.stop()
             upstream.stop()
-    return _verdict(by_kind, rss, ledger, upstream_stats, exit_code, minutes)
+    doc = _verdict(by_kind, rss, ledger, upstream_stats, exit_code, minutes)
+    doc["writer_kills"] = kills
+    doc["verdict"]["lines"].insert(1, f"ledger writer process killed {kills} times under load")
+    return doc
+
+
+def _kill_writer(pid: int, kills: list[int]) -> None:
+    """SIGKILL the proxy's ledger writer process (it is restarted, its batch sent again)."""
+    for child in descendants(pid):
+        if role_of(child, pid) == "ledger writer process":
+            with contextlib.suppress(OSError):
+                os.kill(child, signal.SIGKILL)
+                kills.append(child)
 
 
 def _drive(
     url: str, pid: int, minutes: float, concurrency: int, progress: Progress
-) -> tuple[dict[str, dict[str, int]], list[tuple[float, float]]]:
+) -> tuple[dict[str, dict[str, int]], list[tuple[float, float]], int]:
     by_kind: dict[str, dict[str, int]] = {}
     rss: list[tuple[float, float]] = []
+    kills: list[int] = []
     started = time.monotonic()
     end = started + minutes * 60
+    segments = 0
     while (left := end - time.monotonic()) > 0.5:
-        segment = run_load(url, KINDS, concurrency=concurrency, duration_s=min(SEGMENT_S, left))
+        seconds = min(SEGMENT_S, left)
+        killer = None
+        if segments % 2 == 1 and time.monotonic() - started < minutes * 30:
+            killer = threading.Timer(seconds / 2, _kill_writer, (pid, kills))
+            killer.start()
+        segment = run_load(url, KINDS, concurrency=concurrency, duration_s=seconds)
+        if killer is not None:
+            killer.join()
+        segments += 1
         _merge(by_kind, segment)
-        value = rss_mib(pid)
-        if value is None:
+        tree = tree_rss_mib(pid)
+        if len(tree) < 2:  # no process left but the total
             raise BenchError("the proxy process is gone")
+        value = tree["total"]
         rss.append((round(time.monotonic() - started, 1), value))
         progress(f"soak {rss[-1][0]:.0f} s: {segment['rps']:.0f} req/s, RSS {value:.1f} MiB")
-    return by_kind, rss
+    return by_kind, rss, len(kills)
 
 
 def _verdict(

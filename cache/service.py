@@ -35,6 +35,7 @@ class CachedAnswer:
     completion: dict[str, Any]
     kind: Literal["exact", "semantic"] = "exact"
     similarity: float | None = None
+    body: bytes | None = None  # the stored JSON of ``completion``, to send as it is
 
 
 @dataclass(slots=True)
@@ -108,12 +109,12 @@ class ResponseCache:
     ) -> CachedAnswer | None:
         """The stored answer to exactly this request, or None."""
         self._counters.lookups += 1
-        completion = await self._fetch(key or self.key(body, namespace=namespace, model=model))
-        if completion is None:
+        found = await self._fetch_stored(key or self.key(body, namespace=namespace, model=model))
+        if found is None:
             self._counters.misses += 1
             return None
         self._counters.hits_exact += 1
-        return CachedAnswer(completion=completion)
+        return CachedAnswer(completion=found[0], body=found[1])
 
     async def store(
         self,
@@ -177,13 +178,17 @@ class ResponseCache:
         return False
 
     async def _fetch(self, key: str) -> dict[str, Any] | None:
+        found = await self._fetch_stored(key)
+        return None if found is None else found[0]
+
+    async def _fetch_stored(self, key: str) -> tuple[dict[str, Any], bytes] | None:
         raw = await self._store.get(key)
         if raw is None:
             return None
-        completion = self._open(key, raw)
-        if completion is None:
+        found = self._open(key, raw)
+        if found is None:
             self._counters.unreadable += 1
-        return completion
+        return found
 
     def _seal(self, key: str, completion: Mapping[str, Any]) -> bytes:
         payload = json.dumps(completion, separators=(",", ":"), ensure_ascii=False).encode()
@@ -192,7 +197,8 @@ class ResponseCache:
             return plain
         return self._encryptor.encrypt(plain, associated=key.encode())
 
-    def _open(self, key: str, raw: bytes) -> dict[str, Any] | None:
+    def _open(self, key: str, raw: bytes) -> tuple[dict[str, Any], bytes] | None:
+        """The stored completion and its JSON text, or None when unreadable or not ours."""
         plain: bytes | None = raw
         if self._encryptor is not None:
             plain = self._encryptor.decrypt(raw, associated=key.encode())
@@ -204,8 +210,9 @@ class ResponseCache:
             return None
         if not hmac.compare_digest(digest, key_digest(key).encode()):
             return None
+        payload = plain[start + _DIGEST_CHARS + 1 :]
         try:
-            completion = json.loads(plain[start + _DIGEST_CHARS + 1 :])
+            completion = json.loads(payload)
         except ValueError:
             return None
-        return completion if isinstance(completion, dict) else None
+        return (completion, payload) if isinstance(completion, dict) else None

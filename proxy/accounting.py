@@ -26,7 +26,7 @@ from pricing.tokens import TokenCounter
 from pricing.usage import NO_USAGE, Usage
 from proxy.exchange import Exchange, Pricing
 from proxy.ledger_sink import charges_of
-from proxy.metrics import Metrics
+from proxy.metrics import Children, Metrics
 from proxy.models import AUTO_MODEL, ModelTable
 from proxy.settings import Settings
 
@@ -34,6 +34,7 @@ log = logging.getLogger("spendgate")
 
 DEFAULT_ENCODING = "o200k_base"
 CHARS_PER_TOKEN = 4  # the documented estimate when no usage and no tokenizer is available
+_MAX_REMEMBERED_NAMES = 4096
 
 
 class Accountant:
@@ -52,20 +53,44 @@ class Accountant:
         self._models = models
         self._metrics = metrics
         self._sinks: list[Callable[[Exchange], None]] = []
+        # The catalog does not change under an Accountant: each name is resolved once.
+        self._entries: dict[str, ModelEntry | None] = {}
+        self._requests = Children(metrics.requests)
+        self._upstream_seconds = Children(metrics.upstream_seconds)
+        self._proxy_seconds = Children(metrics.proxy_seconds)
+        self._tokens = Children(metrics.tokens)
+        self._money = {
+            "cost": Children(metrics.cost),
+            "baseline": Children(metrics.baseline),
+            "savings": Children(metrics.savings),
+            "overspend": Children(metrics.overspend),
+        }
 
     def add_sink(self, sink: Callable[[Exchange], None]) -> None:
         """Run ``sink`` on every recorded exchange (ledger writer, budget settling)."""
         self._sinks.append(sink)
 
     def entry_for(self, model_name: str) -> ModelEntry | None:
+        """The catalog entry of a configured (or catalog) model name, or None."""
+        try:
+            return self._entries[model_name]
+        except KeyError:
+            pass
         target = self._models.get(model_name)
         upstream = target.model.upstream_name if target else model_name
-        return self._catalog.get(upstream) or self._catalog.get(model_name)
+        entry = self._catalog.get(upstream) or self._catalog.get(model_name)
+        if len(self._entries) < _MAX_REMEMBERED_NAMES:
+            self._entries[model_name] = entry
+        return entry
 
     def quote(self, model_name: str, prompt_tokens: int) -> PriceQuote:
+        """Unit prices for ``model_name`` at this prompt size (``Catalog.quote`` of its entry)."""
         entry = self.entry_for(model_name)
-        name = entry.name if entry else model_name
-        return self._catalog.quote(name, prompt_tokens=prompt_tokens)
+        if entry is None:
+            return self._catalog.quote(model_name, prompt_tokens=prompt_tokens)
+        return PriceQuote(
+            prices=entry.prices_for(prompt_tokens), source=entry.origin, model=entry.name
+        )
 
     def encodings_in_use(self) -> set[str]:
         """The tokenizers of the configured models (and of the default estimate)."""
@@ -154,23 +179,23 @@ class Accountant:
 
     def _observe(self, ex: Exchange) -> None:
         pricing = ex.pricing
-        m = self._metrics
         model = ex.served_model or ""
-        m.requests.labels(ex.endpoint, model, ex.provider or "", str(ex.status)).inc()
+        self._requests(ex.endpoint, model, ex.provider or "", str(ex.status)).inc()
         if ex.provider is not None and ex.upstream_s:
-            m.upstream_seconds.labels(ex.provider).observe(ex.upstream_s)
-        m.proxy_seconds.labels(ex.endpoint).observe(max(0.0, ex.elapsed_s() - ex.upstream_s))
+            self._upstream_seconds(ex.provider).observe(ex.upstream_s)
+        self._proxy_seconds(ex.endpoint).observe(max(0.0, ex.elapsed_s() - ex.upstream_s))
         charges = ex.charges
         if pricing is None or charges is None or charges.cost is None:
             return
         labels = (ex.tenant, model, ex.cache_status)
         usage = pricing.usage
-        m.tokens.labels(*labels, "prompt").inc(usage.prompt_tokens)
-        m.tokens.labels(*labels, "completion").inc(usage.completion_tokens)
-        m.cost.labels(*labels).inc(charges.cost)
+        self._tokens(*labels, "prompt").inc(usage.prompt_tokens)
+        self._tokens(*labels, "completion").inc(usage.completion_tokens)
+        money = self._money
+        money["cost"](*labels).inc(charges.cost)
         if charges.baseline_cost is not None and charges.savings is not None:
-            m.baseline.labels(*labels).inc(charges.baseline_cost)
+            money["baseline"](*labels).inc(charges.baseline_cost)
             if charges.savings >= 0:
-                m.savings.labels(*labels).inc(charges.savings)
+                money["savings"](*labels).inc(charges.savings)
             else:
-                m.overspend.labels(*labels).inc(-charges.savings)
+                money["overspend"](*labels).inc(-charges.savings)

@@ -8,8 +8,9 @@ there. FastAPI still serves the OpenAPI document and the admin endpoints.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import gc
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -20,6 +21,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from proxy.errors import MethodNotAllowedError, NotFoundError, RequestError, SpendgateError
+from proxy.loop_lag import LoopLagProbe
 from proxy.openapi import extend_openapi
 from proxy.render import error_response
 from proxy.runtime import build_runtime
@@ -45,20 +47,21 @@ class SpendgateApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings, *, transport_factory: TransportFactory | None = None) -> FastAPI:
-    """The app for ``settings``. Clients and stores open in its lifespan."""
+def create_app(
+    settings: Settings,
+    *,
+    transport_factory: TransportFactory | None = None,
+    freeze_startup_objects: bool = False,
+) -> FastAPI:
+    """The app for ``settings``. Clients and stores open in its lifespan.
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await build_runtime(settings, transport_factory=transport_factory)
-        app.state.runtime = runtime
-        refresher = asyncio.get_running_loop().create_task(runtime.refresh_gauges_forever())
-        try:
-            yield
-        finally:
-            refresher.cancel()
-            await runtime.aclose()
+    ``freeze_startup_objects`` (the server's own process) moves everything
+    built at start-up (catalog, routing data, tokenizers) out of the garbage
+    collector's reach, so that its full collections, which run on the event
+    loop, only walk what requests allocate.
+    """
 
+    lifespan = _lifespan(settings, transport_factory, freeze=freeze_startup_objects)
     app = SpendgateApp(
         title="Spendgate",
         version="0.1.0",
@@ -83,6 +86,30 @@ def create_app(settings: Settings, *, transport_factory: TransportFactory | None
     app.add_exception_handler(StarletteHTTPException, _render_http)
     app.add_exception_handler(Exception, _render_unexpected)
     return app
+
+
+def _lifespan(
+    settings: Settings, transport_factory: TransportFactory | None, *, freeze: bool
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await build_runtime(settings, transport_factory=transport_factory)
+        app.state.runtime = runtime
+        if freeze:
+            gc.collect()
+            gc.freeze()
+        refresher = asyncio.get_running_loop().create_task(runtime.refresh_gauges_forever())
+        probe = LoopLagProbe(runtime.metrics.loop_lag)
+        if settings.config.server.loop_lag_probe:
+            probe.start()
+        try:
+            yield
+        finally:
+            probe.stop()
+            refresher.cancel()
+            await runtime.aclose()
+
+    return lifespan
 
 
 async def _render_spendgate(request: Request, exc: Exception) -> Response:

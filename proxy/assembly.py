@@ -32,14 +32,18 @@ from cache.service import ResponseCache
 from cache.store import CacheStore
 from pricing.catalog import Catalog, PriceOverride, load_catalog
 from pricing.ledger import LedgerStore, LedgerWriter, load_keys, open_ledger
+from pricing.ledger.backend import StoreBackend, WriteBackend
+from pricing.ledger.spill import RejectFile
 from pricing.tokens import TokenCounter
-from proxy.access_log import AccessLog
+from proxy.access_log import log_lines
 from proxy.accounting import Accountant
 from proxy.cache_stage import CacheControls, CacheStageImpl
 from proxy.embeddings import EmbeddingsClient
 from proxy.errors import SpendgateError
 from proxy.forward import Forwarder
+from proxy.ledger_process import ProcessBackend
 from proxy.ledger_sink import LedgerSink, SpillSlot, default_spill_base
+from proxy.ledger_worker import WorkerOptions
 from proxy.metrics import CounterSync, Metrics
 from proxy.models import ModelTable
 from proxy.redis_keys import redis_keys
@@ -303,8 +307,6 @@ async def build_stages(
         assembler=ChunkAssembler,
         redis=state_redis,
     )
-    if config.server.access_log:
-        stages.accounting.add_sink(AccessLog(log_content=config.server.log_content))
     stages.closers.append(router.aclose)
     stages.closers.append(cache.aclose)
     for client in (redis, state_redis):
@@ -332,9 +334,13 @@ async def _attach_ledger(
         )
         store = await asyncio.to_thread(open_ledger, ledger.url, create=False)
     slot = SpillSlot(default_spill_base(ledger.url, ledger.spill_path))
-    writer = LedgerWriter(store, spill_path=slot.path, max_pending=ledger.max_pending)
+    backend = await _ledger_backend(settings, store, rejects=RejectFile.beside(slot.path))
+    writer = LedgerWriter(backend, spill_path=slot.path, max_pending=ledger.max_pending)
     writer.start()
-    accountant.add_sink(LedgerSink(writer))
+    server = settings.config.server
+    accountant.add_sink(
+        LedgerSink(writer, access_log=server.access_log, log_content=server.log_content)
+    )
     try:
         stages.stored_keys = await asyncio.to_thread(load_keys, store)
     except SpendgateError:
@@ -345,6 +351,13 @@ async def _attach_ledger(
         await asyncio.to_thread(store.close)
         slot.release()
 
+    stages.closers.append(close)
+    stages.probes["ledger"] = _ledger_probe(store, writer)
+    stages.gauges.append(_ledger_gauges(writer, metrics))
+    stages.ledger = store
+
+
+def _ledger_probe(store: LedgerStore, writer: LedgerWriter) -> Probe:
     async def probe() -> dict[str, Any]:
         try:
             await asyncio.wait_for(asyncio.to_thread(store.chain_heads, tenant="-"), 2.0)
@@ -359,6 +372,10 @@ async def _attach_ledger(
             "spill_pending": writer.spill_pending,
         }
 
+    return probe
+
+
+def _ledger_gauges(writer: LedgerWriter, metrics: Metrics) -> Callable[[], None]:
     spilled = CounterSync(metrics.ledger_spilled_total)
 
     def gauges() -> None:
@@ -366,10 +383,23 @@ async def _attach_ledger(
         metrics.ledger_spilled.set(writer.spill_pending)
         spilled.to(writer.spilled_total)
 
-    stages.closers.append(close)
-    stages.probes["ledger"] = probe
-    stages.gauges.append(gauges)
-    stages.ledger = store
+    return gauges
+
+
+async def _ledger_backend(
+    settings: Settings, store: LedgerStore, *, rejects: RejectFile
+) -> WriteBackend:
+    """The writer process; a worker thread only for an in-memory ledger, which no
+    other process can see."""
+    url = settings.config.ledger.url
+    if url == "sqlite:///:memory:":
+        return StoreBackend(store, rejects=rejects, on_notes=log_lines)
+    options = WorkerOptions(
+        url=url, rejected_path=str(rejects.path), access_log=settings.config.server.access_log
+    )
+    backend = ProcessBackend(options)
+    await backend.start()
+    return backend
 
 
 def _circuit_gauges(router: Router, metrics: Metrics) -> None:

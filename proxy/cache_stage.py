@@ -76,6 +76,7 @@ class CacheStageImpl:
         hit = await self._cache.lookup(ex.body, namespace=namespace, model=model, key=ex.cache_key)
         if hit is not None:
             ex.cache_status = "exact"
+            ex.cached_body = hit.body
             self._metrics.cache_hits.labels("exact").inc()
             return hit.completion
         return await self._semantic_lookup(ex, namespace, model)
@@ -100,6 +101,7 @@ class CacheStageImpl:
         if hit is None:
             return None
         ex.cache_status = "semantic"
+        ex.cached_body = hit.body
         ex.cache_similarity = float(match.similarity)
         self._metrics.cache_hits.labels("semantic").inc()
         return hit.completion

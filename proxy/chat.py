@@ -20,13 +20,16 @@ from proxy.forward import Forwarder
 from proxy.policy import EndpointPolicy
 from proxy.providers.openai import usage_from_openai
 from proxy.relay import Relay, relay_stream, spendgate_object
-from proxy.render import JSON, exchange_headers
+from proxy.render import JSON, exchange_headers, exchange_raw_headers, with_raw_headers
 from proxy.request import check_chat_body, wants_usage
 from proxy.sse import DONE_FRAME, encode_data
 from proxy.stages import AccountingStage, CacheStage, RouterStage
 
 SSE = "text/event-stream"
+# One encoder: json.dumps with options builds a new one per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+_SSE_RAW_HEADERS = [(k.encode(), v.encode()) for k, v in _SSE_HEADERS.items()]
 
 ReplayChunks = Callable[[dict[str, Any], bool], list[dict[str, Any]]]
 AssemblerFactory = Callable[[], Any]
@@ -79,7 +82,7 @@ class ChatHandler:
         self._accounting.charge(ex)
         await self._cache.store(ex, result.parsed)
         self._accounting.record(ex)
-        return Response(result.body, headers=exchange_headers(ex), media_type=JSON)
+        return with_raw_headers(Response(result.body, media_type=JSON), exchange_raw_headers(ex))
 
     async def _stream(self, ex: Exchange, request: Request) -> Response:
         start = await self._policy.call(
@@ -96,11 +99,8 @@ class ChatHandler:
             self._accounting.record(ex)
             self._cache.store_later(ex, assembler.result() if complete else None)
 
-        return StreamingResponse(
-            relay_stream(ex, start, relay, on_end=on_end),
-            headers={**exchange_headers(ex), **_SSE_HEADERS},
-            media_type=SSE,
-        )
+        response = StreamingResponse(relay_stream(ex, start, relay, on_end=on_end), media_type=SSE)
+        return with_raw_headers(response, [*exchange_raw_headers(ex), *_SSE_RAW_HEADERS])
 
     def _from_cache(self, ex: Exchange, completion: dict[str, Any]) -> Response:
         if ex.target is None:  # "auto": the answer names the model that produced it
@@ -110,7 +110,7 @@ class ChatHandler:
         self._accounting.record(ex)
         headers = exchange_headers(ex)
         if not ex.stream:
-            body = json.dumps(completion, separators=(",", ":"), ensure_ascii=False).encode()
+            body = ex.cached_body or _ENCODE(completion).encode()
             return Response(body, headers=headers, media_type=JSON)
         chunks = self._replay(completion, ex.include_usage)
         return StreamingResponse(

@@ -203,6 +203,7 @@ class ServerConfig(_Strict):
     transport: Literal["aiohttp", "httpx"] = "aiohttp"
     log_content: bool = False
     access_log: bool = True
+    loop_lag_probe: bool = False
 
 
 class PricingConfig(_Strict):

@@ -102,6 +102,7 @@ class Exchange:
     semantic_probe: Any = None
     cache_status: str = "miss"
     cache_similarity: float | None = None
+    cached_body: bytes | None = None  # a hit's stored JSON, sent as it is
     overhead_micro: int = 0
     # Written by the upstream stage.
     attempts: list[AttemptRecord] = field(default_factory=list)

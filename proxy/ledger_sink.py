@@ -1,4 +1,4 @@
-"""From a finished exchange to a ledger row, and the writer that stores it.
+"""From a finished exchange to a ledger record, and the sink that hands it to the writer.
 
 The money in the response headers is exactly the money on the invoice: both
 come from ``pricing.ledger.costs_from``, the arithmetic ``spendgate audit``
@@ -11,38 +11,46 @@ import fcntl
 import json
 import os
 import tempfile
-from decimal import Decimal
 from pathlib import Path
 from typing import IO
 
 from pricing.cost import UnitPrices
 from pricing.ledger import LedgerRow, LedgerWriter, costs_from
+from pricing.ledger.record import Record, row_of
+from pricing.ledger.schema import ts_to_us
 from pricing.usage import Usage
+from proxy.access_log import access_note
 from proxy.exchange import Charges, Exchange, Pricing
 
 _SOURCES = frozenset({"catalog", "override", "config", "unknown"})
 _NO_USAGE = Usage(source="none")
+_UNKNOWN_PRICES: tuple[str | None, ...] = (None, None, None, None)
 MAX_SPILL_SLOTS = 64
 
 
-def _prices(prices: UnitPrices | None, source: str) -> dict[str, Decimal | None]:
-    known = prices is not None and source != "unknown"
-    return {
-        "input": prices.input if known and prices else None,
-        "cached_input": prices.cached_input if known and prices else None,
-        "cache_write": prices.cache_write if known and prices else None,
-        "output": prices.output if known and prices else None,
-    }
+def _price_texts(prices: UnitPrices | None, source: str) -> tuple[str | None, ...]:
+    """The four unit prices as the ledger stores them (decimal text), or None when unknown."""
+    if prices is None or source == "unknown":
+        return _UNKNOWN_PRICES
+    return (
+        str(prices.input),
+        str(prices.cached_input),
+        str(prices.cache_write),
+        str(prices.output),
+    )
+
+
+# One encoder for every row: json.dumps with options builds a new one per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _attempts_detail(ex: Exchange) -> str:
-    return json.dumps(
+    return _ENCODE(
         [
             {"model": a.model, "provider": a.provider, "outcome": a.outcome, "error": a.error_type,
              "status": a.status, "ms": round(a.ms)}
             for a in ex.attempts
-        ],
-        separators=(",", ":"),
+        ]
     )  # fmt: skip
 
 
@@ -62,56 +70,42 @@ def charges_of(ex: Exchange, pricing: Pricing | None) -> Charges:
     return Charges(costs.cost, costs.baseline_cost, costs.savings)
 
 
-def ledger_row(ex: Exchange) -> LedgerRow:
-    """The exchange's one ledger row, built once it is finished."""
+def ledger_record(ex: Exchange) -> Record:
+    """The exchange's one ledger record (``RECORD_COLUMNS`` order), built once it is finished.
+
+    Only a tuple: the writer checks it (``pricing.ledger.record.row_of``) off
+    the request path.
+    """
     pricing, charges = ex.pricing, ex.charges or charges_of(ex, ex.pricing)
     usage = pricing.usage if pricing else _NO_USAGE
     base = pricing.baseline_usage if pricing else _NO_USAGE
     source = pricing.price_source if pricing and pricing.price_source in _SOURCES else "unknown"
     base_source = pricing.baseline_price_source if pricing else "unknown"
-    served = _prices(pricing.prices if pricing else None, source)
-    baseline = _prices(pricing.baseline_prices if pricing else None, base_source)
     tags = ex.tags
     total_ms = int(ex.elapsed_s() * 1000)
     upstream_ms = int(ex.upstream_s * 1000) if ex.upstream_s else None
-    return LedgerRow(
-        request_id=ex.request_id,
-        ts=ex.received_at,
-        tenant=ex.tenant,
-        key_id=ex.principal.key_id if ex.principal else None,
-        agent=tags.agent, workflow=tags.workflow, step=tags.step, run=tags.run,
-        requested_model=ex.requested_model,
-        served_model=ex.served_model or "",
-        baseline_model=pricing.baseline_model if pricing else "",
-        provider=ex.provider or "",
-        cache_status=ex.cache_status,  # type: ignore[arg-type]
-        route_reason=ex.route_reason,
-        attempts=len(ex.attempts),
-        attempts_detail=_attempts_detail(ex),
-        prompt_tokens=usage.prompt_tokens,
-        cached_prompt_tokens=usage.cached_prompt_tokens,
-        cache_creation_tokens=usage.cache_creation_tokens,
-        completion_tokens=usage.completion_tokens,
-        reasoning_tokens=usage.reasoning_tokens,
-        usage_source=usage.source,
-        price_source=source,  # type: ignore[arg-type]
-        price_input=served["input"], price_cached_input=served["cached_input"],
-        price_cache_write=served["cache_write"], price_output=served["output"],
-        baseline_prompt_tokens=base.prompt_tokens,
-        baseline_cached_prompt_tokens=base.cached_prompt_tokens,
-        baseline_cache_creation_tokens=base.cache_creation_tokens,
-        baseline_completion_tokens=base.completion_tokens,
-        baseline_price_input=baseline["input"], baseline_price_cached_input=baseline["cached_input"],
-        baseline_price_cache_write=baseline["cache_write"], baseline_price_output=baseline["output"],
-        baseline_price_source=base_source,  # type: ignore[arg-type]
-        overhead_cost=ex.overhead_micro,
-        cost=charges.cost, baseline_cost=charges.baseline_cost, savings=charges.savings,
-        catalog_version=pricing.catalog_version if pricing else "",
-        upstream_ms=upstream_ms,
-        proxy_ms=max(0, total_ms - (upstream_ms or 0)),
-        http_status=ex.status,
-        error_type=ex.error_type,
+    return (
+        ex.request_id, ts_to_us(ex.received_at), ex.tenant,
+        ex.principal.key_id if ex.principal else None,
+        tags.agent, tags.workflow, tags.step, tags.run,
+        ex.requested_model, ex.served_model or "",
+        pricing.baseline_model if pricing else "", ex.provider or "",
+        ex.cache_status, ex.route_reason, len(ex.attempts), _attempts_detail(ex),
+        usage.prompt_tokens, usage.cached_prompt_tokens, usage.cache_creation_tokens,
+        usage.completion_tokens, usage.reasoning_tokens, usage.source,
+        source, *_price_texts(pricing.prices if pricing else None, source),
+        base.prompt_tokens, base.cached_prompt_tokens, base.cache_creation_tokens,
+        base.completion_tokens,
+        *_price_texts(pricing.baseline_prices if pricing else None, base_source), base_source,
+        ex.overhead_micro, charges.cost, charges.baseline_cost, charges.savings,
+        pricing.catalog_version if pricing else "",
+        upstream_ms, max(0, total_ms - (upstream_ms or 0)), ex.status, ex.error_type,
     )  # fmt: skip
+
+
+def ledger_row(ex: Exchange) -> LedgerRow:
+    """The checked row of :func:`ledger_record` (tests, tools)."""
+    return row_of(ledger_record(ex))
 
 
 class SpillSlot:
@@ -151,10 +145,14 @@ def default_spill_base(url: str, configured: str | None) -> Path:
 
 
 class LedgerSink:
-    """The accounting sink that writes rows through the background writer."""
+    """The accounting sink that hands each exchange's record (and access note) to the writer."""
 
-    def __init__(self, writer: LedgerWriter) -> None:
+    def __init__(self, writer: LedgerWriter, *, access_log: bool, log_content: bool) -> None:
         self._writer = writer
+        self._access_log = access_log
+        self._log_content = log_content
 
     def __call__(self, ex: Exchange) -> None:
-        self._writer.submit(ledger_row(ex))
+        record = ledger_record(ex)
+        note = access_note(ex, record, log_content=self._log_content) if self._access_log else None
+        self._writer.submit(record, note)

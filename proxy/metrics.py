@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -22,6 +23,10 @@ from prometheus_client import multiprocess as _multiprocess
 
 _LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
+)  # fmt: skip
+_LAG_BUCKETS = (
+    0.0001, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.0025, 0.003, 0.004, 0.005,
+    0.006, 0.008, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0,
 )  # fmt: skip
 _PROXY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 
@@ -37,6 +42,27 @@ class CounterSync:
         if total > self._seen:
             self._counter.inc(total - self._seen)
             self._seen = total
+
+
+class Children:
+    """The children of one labelled metric, each looked up once per distinct label values.
+
+    ``metric.labels(...)`` checks and joins the values and takes a lock on
+    every call; the request path calls this instead, a dict lookup. It holds
+    no more children than the metric itself does.
+    """
+
+    __slots__ = ("_children", "_metric")
+
+    def __init__(self, metric: Counter | Histogram) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
 
 
 class Metrics:
@@ -140,6 +166,12 @@ class Metrics:
         self.ledger_spilled_total = Counter(
             "spendgate_ledger_spilled_total",
             "Ledger rows ever written to the spill file",
+            registry=r,
+        )
+        self.loop_lag = Histogram(
+            "spendgate_event_loop_lag_seconds",
+            "How late a 1 ms timer ran on the event loop (with server.loop_lag_probe)",
+            buckets=_LAG_BUCKETS,
             registry=r,
         )
         self.redis_up = Gauge(

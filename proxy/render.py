@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 
 from starlette.responses import Response
 
@@ -43,6 +44,45 @@ def exchange_headers(ex: Exchange) -> dict[str, str]:
         headers["x-spendgate-baseline-usd"] = money_text(ex.charges.baseline_cost)
         headers["x-spendgate-savings-usd"] = money_text(ex.charges.savings)
     return headers
+
+
+RawHeaders = list[tuple[bytes, bytes]]
+
+
+@lru_cache(maxsize=1024)
+def _target_headers(model: str, provider: str) -> tuple[tuple[bytes, bytes], ...]:
+    # Encoded once per configured target, not once per request.
+    return (
+        (b"x-spendgate-model", _header_safe(model).encode("latin-1")),
+        (b"x-spendgate-provider", _header_safe(provider).encode("latin-1")),
+    )
+
+
+def exchange_raw_headers(ex: Exchange) -> RawHeaders:
+    """:func:`exchange_headers`, already encoded the way the ASGI server sends them."""
+    raw = [(b"x-spendgate-request-id", ex.request_id.encode("latin-1"))]
+    if ex.target is not None:
+        raw += _target_headers(ex.target.model.name, ex.target.provider)
+    if ex.endpoint == "chat":
+        raw.append((b"x-spendgate-cache", ex.cache_status.encode("latin-1")))
+        if ex.cache_similarity is not None:
+            raw.append((b"x-spendgate-cache-similarity", b"%.4f" % ex.cache_similarity))
+        if ex.route_reason:
+            raw.append(
+                (b"x-spendgate-route-reason", _header_safe(ex.route_reason).encode("latin-1"))
+            )
+    charges = ex.charges
+    if charges is not None:
+        raw.append((b"x-spendgate-cost-usd", money_text(charges.cost).encode()))
+        raw.append((b"x-spendgate-baseline-usd", money_text(charges.baseline_cost).encode()))
+        raw.append((b"x-spendgate-savings-usd", money_text(charges.savings).encode()))
+    return raw
+
+
+def with_raw_headers(response: Response, raw: RawHeaders) -> Response:
+    """``response`` with ``raw`` headers added after its own (length, type)."""
+    response.raw_headers.extend(raw)
+    return response
 
 
 def as_spendgate_error(exc: BaseException) -> SpendgateError:

@@ -34,7 +34,7 @@ def worker_app() -> FastAPI:
     settings = load_settings()
     configure_access_log(settings.config.server.access_log)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    return create_app(settings)
+    return create_app(settings, freeze_startup_objects=True)
 
 
 def describe(settings: Settings) -> list[str]:
@@ -82,5 +82,6 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, insecure: b
         finally:
             shutil.rmtree(metrics_dir, ignore_errors=True)
         return 0
-    uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+    app = create_app(settings, freeze_startup_objects=True)
+    uvicorn.run(app, **options)  # type: ignore[arg-type]
     return 0

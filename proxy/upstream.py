@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 import httpx
 
@@ -80,11 +80,10 @@ _AIOHTTP_CONNECTION_ERRORS = frozenset(
 
 def _default_transport(name: TransportName) -> TransportFactory:
     if name == "aiohttp":
-        from httpx_aiohttp import AiohttpTransport
+        from proxy.aiohttp_upstream import AiohttpUpstream
 
         def aiohttp_factory(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
-            transport: httpx.AsyncBaseTransport = AiohttpTransport(limits=limits, trust_env=False)
-            return transport
+            return AiohttpUpstream(limits=limits, trust_env=False)
 
         return aiohttp_factory
 
@@ -92,6 +91,26 @@ def _default_transport(name: TransportName) -> TransportFactory:
         return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
 
     return httpx_factory
+
+
+@runtime_checkable
+class FastTransport(Protocol):
+    """A transport that also takes an :class:`UpstreamRequest` as it is (``AiohttpUpstream``).
+
+    It skips building an ``httpx.Request``; the answer is the same ``httpx.Response``.
+    """
+
+    async def fetch(
+        self, request: UpstreamRequest, *, timeout: Mapping[str, float]
+    ) -> httpx.Response:
+        """Send and read the whole answer."""
+        ...
+
+    async def open(
+        self, request: UpstreamRequest, *, timeout: Mapping[str, float]
+    ) -> httpx.Response:
+        """Send and return once the headers are in, the body still to be streamed."""
+        ...
 
 
 class UpstreamClients:
@@ -115,13 +134,16 @@ class UpstreamClients:
         self._transports: dict[str, httpx.AsyncBaseTransport] = {}
         self._timeouts: dict[str, dict[str, float]] = {}
         self._urls: dict[str, httpx.URL] = {}
+        self._fast: dict[str, FastTransport] = {}
         for name, (connect_s, read_s, max_connections) in timeouts.items():
             limits = httpx.Limits(
                 max_connections=max_connections,
                 max_keepalive_connections=max_connections,
                 keepalive_expiry=DEFAULT_KEEPALIVE_S,
             )
-            self._transports[name] = factory(limits)
+            made = self._transports[name] = factory(limits)
+            if isinstance(made, FastTransport):  # once: a Protocol check is slow
+                self._fast[name] = made
             self._timeouts[name] = {
                 "connect": connect_s, "read": read_s, "write": read_s, "pool": connect_s,
             }  # fmt: skip
@@ -140,7 +162,10 @@ class UpstreamClients:
 
     async def send(self, provider: str, request: UpstreamRequest) -> httpx.Response:
         """Send and read the whole answer."""
+        fast = self._fast.get(provider)
         async with upstream_errors(provider):
+            if fast is not None:
+                return await fast.fetch(request, timeout=self._timeouts[provider])
             response = await self._transports[provider].handle_async_request(
                 self._request(provider, request)
             )
@@ -152,7 +177,10 @@ class UpstreamClients:
 
     async def open_stream(self, provider: str, request: UpstreamRequest) -> httpx.Response:
         """Send and return once the headers are in; the caller reads and closes it."""
+        fast = self._fast.get(provider)
         async with upstream_errors(provider):
+            if fast is not None:
+                return await fast.open(request, timeout=self._timeouts[provider])
             return await self._transports[provider].handle_async_request(
                 self._request(provider, request)
             )

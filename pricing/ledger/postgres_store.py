@@ -32,7 +32,7 @@ class PostgresLedgerStore(SqlLedgerStore):
         self._url = url
         self._connect_timeout_s = connect_timeout_s
         if create:
-            self._create()
+            self.ensure_schema()
 
     def _create(self) -> None:
         try:

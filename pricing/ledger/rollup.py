@@ -25,14 +25,18 @@ never equal inside a primary key.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import add
 from typing import Any
 
-from pricing.ledger.row import LedgerRow
-from pricing.ledger.schema import ROWS_TABLE, ts_to_us
+from pricing.ledger.histogram import LATENCY_BOUNDS as LATENCY_BOUNDS
+from pricing.ledger.histogram import add_hist as add_hist
+from pricing.ledger.histogram import decode_hist as decode_hist
+from pricing.ledger.histogram import encode_hist, latency_index
+from pricing.ledger.histogram import latency_bucket as latency_bucket
+from pricing.ledger.record import RECORD_COLUMNS, Record
+from pricing.ledger.schema import ROWS_TABLE
 
 ROLLUP_TABLE = "ledger_rollup"
 HOUR_US = 3_600_000_000
@@ -79,29 +83,6 @@ _KEY_COLUMNS = ("kind", "grain", "bucket_us", "tenant", "k1", "k2")
 Key = tuple[str, str, int, str, str, str]
 
 
-def _latency_bounds() -> tuple[int, ...]:
-    bounds = list(range(100))
-    lower = 100
-    # Up to about an hour; slower requests share the last, open-ended bucket.
-    while lower < 3_600_000:
-        bounds.append(lower)
-        lower += lower // 20
-    return tuple(bounds)
-
-
-LATENCY_BOUNDS = _latency_bounds()
-
-
-def latency_index(ms: int) -> int:
-    """The index in :data:`LATENCY_BOUNDS` of the bucket holding ``ms``."""
-    return max(bisect_right(LATENCY_BOUNDS, ms) - 1, 0)
-
-
-def latency_bucket(ms: int) -> int:
-    """The lower edge of the histogram bucket holding ``ms``."""
-    return LATENCY_BOUNDS[latency_index(ms)]
-
-
 def tag(value: str | None) -> str:
     """A nullable tag as a primary-key cell."""
     return "" if value is None else "=" + value
@@ -123,46 +104,18 @@ class Tally:
 
     def add(self, counts: Sequence[int], hist: dict[int, int]) -> None:
         """Add another cell's sums to this one."""
-        for i, value in enumerate(counts):
-            self.counts[i] += value
+        if counts:
+            self.counts = list(map(add, self.counts, counts))
         for bucket, n in hist.items():
             self.hist[bucket] = self.hist.get(bucket, 0) + n
 
 
-def encode_hist(hist: dict[int, int]) -> str:
-    """``"first:count,count,..."``: dense counts from bucket index ``first`` on.
-
-    Dense, so a reader merges a cell with C-level ``split``/``map`` calls
-    instead of one Python step per bucket.
-    """
-    if not hist:
-        return ""
-    first, last = min(hist), max(hist)
-    return f"{first}:" + ",".join(str(hist.get(i, 0)) for i in range(first, last + 1))
+_RECORD_FIELDS = tuple(RECORD_COLUMNS.index(f) for f in FIELDS)
 
 
-def decode_hist(text: str) -> dict[int, int]:
-    """Inverse of :func:`encode_hist` (non-zero buckets only)."""
-    if not text:
-        return {}
-    first, _, body = text.partition(":")
-    start = int(first)
-    return {start + i: n for i, n in enumerate(map(int, body.split(","))) if n}
-
-
-def add_hist(dense: list[int], text: str) -> None:
-    """Add an encoded histogram into ``dense`` (one count per bucket index)."""
-    if not text:
-        return
-    first, _, body = text.partition(":")
-    start = int(first)
-    end = start + body.count(",") + 1
-    dense[start:end] = map(add, dense[start:end], map(int, body.split(",")))
-
-
-def row_values(row: LedgerRow) -> tuple[Any, ...]:
-    """The :data:`FIELDS` of ``row``, ts in microseconds."""
-    return tuple(ts_to_us(row.ts) if f == "ts" else getattr(row, f) for f in FIELDS)
+def record_values(record: Record) -> tuple[Any, ...]:
+    """The :data:`FIELDS` of a checked record (``pricing.ledger.record``)."""
+    return tuple(record[i] for i in _RECORD_FIELDS)
 
 
 def _measures(v: Sequence[Any]) -> tuple[list[int], int]:
@@ -219,18 +172,31 @@ def fold(
     kinds: frozenset[str] | None = None,
     into: dict[Key, Tally] | None = None,
 ) -> dict[Key, Tally]:
-    """Sum rows (:data:`FIELDS` tuples) into rollup cells, optionally of some kinds only."""
+    """Sum rows (:data:`FIELDS` tuples) into rollup cells, optionally of some kinds only.
+
+    Rows that fall in the same slots with the same tags are summed first, so
+    a batch of similar requests costs one pass over its cells, not one per row.
+    """
     out: dict[Key, Tally] = {} if into is None else into
+    groups: dict[tuple[Any, ...], tuple[list[int], dict[int, int]]] = {}
     for v in values:
         counts, bucket = _measures(v)
-        cells = [c for c in _cells(v) if kinds is None or c[0] in kinds]
-        for grain, start in slots(int(v[0])):
+        key = (tuple(slots(int(v[0]))), *v[1:9])
+        group = groups.get(key)
+        if group is None:
+            groups[key] = (counts, {bucket: 1})
+        else:
+            group[0][:] = map(add, group[0], counts)
+            group[1][bucket] = group[1].get(bucket, 0) + 1
+    for (spans, *tags), (counts, hist) in groups.items():
+        cells = [c for c in _cells((None, *tags)) if kinds is None or c[0] in kinds]
+        for grain, start in spans:
             for kind, k1, k2 in cells:
-                key = (kind, grain, start, v[1], k1, k2)
-                tally = out.get(key)
+                cell = (kind, grain, start, tags[0], k1, k2)
+                tally = out.get(cell)
                 if tally is None:
-                    tally = out[key] = Tally()
-                tally.add(counts, {bucket: 1} if kind in HIST_KINDS else {})
+                    tally = out[cell] = Tally()
+                tally.add(counts, hist if kind in HIST_KINDS else {})
     return out
 
 
@@ -262,14 +228,14 @@ def _params(key: Key, tally: Tally) -> tuple[Any, ...]:
     return (*key, *tally.counts, encode_hist(tally.hist))
 
 
-def apply(cur: Any, ph: str, rows: Sequence[LedgerRow]) -> None:
-    """Add freshly inserted ``rows`` to the rollup, inside the caller's transaction.
+def apply(cur: Any, ph: str, records: Sequence[Record]) -> None:
+    """Add freshly inserted (checked) ``records`` to the rollup, inside the caller's transaction.
 
-    The caller holds the write lock of every tenant in ``rows`` (and every
+    The caller holds the write lock of every tenant in ``records`` (and every
     cell is one tenant's), so reading a histogram, merging and writing it
     back cannot interleave with another writer of the same cell.
     """
-    tallies = fold(row_values(r) for r in rows)
+    tallies = fold(record_values(r) for r in records)
     groups: dict[tuple[str, str, int, str], list[Key]] = {}
     for key in tallies:
         if key[0] in HIST_KINDS:

@@ -1,15 +1,17 @@
 """Local spill file: rows the database could not take yet, as JSON lines.
 
-Appends go to the end; replay reads from a cursor in file order and, once
-everything has landed, truncates the file. Replaying a row twice is harmless
-because the store ignores request_ids it already holds, so the cursor need not
-be durable: after a crash the whole file is simply replayed again.
+Appends go to the end; replay reads raw lines from a cursor in file order
+(whoever writes them to the database parses them) and, once everything has
+landed, truncates the file. Replaying a row twice is harmless because the
+store ignores request_ids it already holds, so the cursor need not be
+durable: after a crash the whole file is simply replayed again. Only one
+process owns a spill file; rows it can never store go to a separate
+append-only *rejected* file (:class:`RejectFile`).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
 from collections.abc import Iterable
@@ -17,8 +19,6 @@ from pathlib import Path
 
 from pricing.ledger.row import LedgerRow
 from pricing.ledger.schema import COLUMNS, decode, encode
-
-log = logging.getLogger(__name__)
 
 
 def row_to_line(row: LedgerRow) -> bytes:
@@ -28,7 +28,10 @@ def row_to_line(row: LedgerRow) -> bytes:
 
 
 def line_to_row(line: bytes) -> LedgerRow:
+    """The row one spill line holds; ValueError (or TypeError) when it holds none."""
     record = json.loads(line)
+    if not isinstance(record, dict):
+        raise ValueError("a spill line must be a JSON object")
     return decode([record.get(name) for name in COLUMNS])
 
 
@@ -63,7 +66,11 @@ class SpillFile:
 
     def append(self, rows: Iterable[LedgerRow], *, fsync: bool) -> None:
         """Append rows in order; with ``fsync`` they survive a power loss."""
-        data = b"".join(row_to_line(r) for r in rows)
+        self.append_lines([row_to_line(r) for r in rows], fsync=fsync)
+
+    def append_lines(self, lines: Iterable[bytes], *, fsync: bool) -> None:
+        """Append newline-terminated lines in order; with ``fsync`` they survive a power loss."""
+        data = b"".join(lines)
         if not data:
             return
         n = data.count(b"\n")
@@ -85,47 +92,28 @@ class SpillFile:
                 finally:
                     os.close(fd)
 
-    def read_batch(self, limit: int) -> tuple[list[LedgerRow], int, int]:
-        """Up to ``limit`` rows from the cursor: (rows, next offset, lines consumed)."""
+    def read_lines(self, limit: int) -> tuple[list[bytes], int, int]:
+        """Up to ``limit`` lines from the cursor: (lines, next offset, lines consumed)."""
         with self._lock:
-            rows: list[LedgerRow] = []
-            pos, consumed = self._offset, 0
+            lines: list[bytes] = []
+            pos = self._offset
             if not self.path.exists():
-                return rows, pos, consumed
+                return lines, pos, 0
             with self.path.open("rb") as f:
                 f.seek(pos)
-                while consumed < limit:
+                while len(lines) < limit:
                     line = f.readline()
                     if not line.endswith(b"\n"):
                         break  # end of file, or a line still being appended
                     pos += len(line)
                     if line.strip():
-                        consumed += 1
-                        self._parse_into(rows, line)
-            return rows, pos, consumed
-
-    def _parse_into(self, rows: list[LedgerRow], line: bytes) -> None:
-        try:
-            rows.append(line_to_row(line))
-        except (ValueError, TypeError, KeyError, AttributeError):
-            self._reject(line)
-            log.error("unreadable spill line moved to %s", self.rejected_path)
+                        lines.append(line)
+            return lines, pos, len(lines)
 
     @property
     def rejected_path(self) -> Path:
         """Where rows that can never be written are kept for a person to look at."""
-        return self.path.with_name(self.path.name + ".rejected")
-
-    def reject(self, row: LedgerRow) -> None:
-        """Set aside a row the store refuses for a reason other than availability."""
-        with self._lock:
-            self._reject(row_to_line(row))
-
-    def _reject(self, line: bytes) -> None:
-        with self.rejected_path.open("ab") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        return RejectFile.beside(self.path).path
 
     def commit(self, offset: int, consumed: int) -> None:
         """Advance the cursor past replayed lines; empty the file when all landed."""
@@ -142,3 +130,25 @@ class SpillFile:
                     os.fsync(f.fileno())
                 self._offset = 0
                 self._pending = 0
+
+
+class RejectFile:
+    """Append-only, fsync'd lines a person has to look at: rows the store refuses."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    @classmethod
+    def beside(cls, spill_path: Path) -> RejectFile:
+        """The rejected file that goes with a spill file."""
+        return cls(spill_path.with_name(spill_path.name + ".rejected"))
+
+    def add(self, line: bytes) -> None:
+        """Keep one line (newline-terminated) for good."""
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("ab") as f:
+                f.write(line)
+                f.flush()
+                os.fsync(f.fileno())

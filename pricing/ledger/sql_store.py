@@ -16,14 +16,15 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from pricing.ledger import rollup
-from pricing.ledger.chain import ChainHead, link
+from pricing.ledger.chain import ChainHead, link_records
+from pricing.ledger.record import Record, check_record, record_of
 from pricing.ledger.row import LedgerRow
 from pricing.ledger.schema import (
+    COLUMNS,
     HEADS_TABLE,
     KEYS_TABLE,
     ROWS_TABLE,
     decode,
-    encode,
     insert_sql,
     select_sql,
     ts_to_us,
@@ -33,6 +34,7 @@ from pricing.ledger.store import ApiKeyRecord, TenantTotals
 from proxy.errors import SpendgateError
 
 _STREAM_CHUNK = 1000
+_TENANT = COLUMNS.index("tenant")
 
 
 def ledger_error(action: str, exc: BaseException) -> SpendgateError:
@@ -50,8 +52,24 @@ class SqlLedgerStore(ABC):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._conn: Any = None
+        self._schema_ready = False
+
+    def ensure_schema(self) -> None:
+        """Create the schema unless this store already has (idempotent, blocking).
+
+        A store opened while its database was away (``create=False``) calls
+        this before its first write, and so on every write until it succeeds:
+        the schema appears as soon as the database answers again.
+        """
+        if not self._schema_ready:
+            self._create()
+            self._schema_ready = True
 
     # Engine hooks ---------------------------------------------------------
+    @abstractmethod
+    def _create(self) -> None:
+        """Create every table and index if missing; raise ``ledger_error`` on failure."""
+
     @abstractmethod
     def _connect(self) -> Any:
         """A new DB-API connection, not in autocommit for writes."""
@@ -88,36 +106,41 @@ class SqlLedgerStore(ABC):
     # Writes ---------------------------------------------------------------
     def write_batch(self, rows: Sequence[LedgerRow]) -> int:
         """See :meth:`LedgerStore.write_batch`."""
-        if not rows:
+        return self.write_records([check_record(record_of(r)) for r in rows])
+
+    def write_records(self, records: Sequence[Record]) -> int:
+        """See :meth:`LedgerStore.write_records`."""
+        if not records:
             return 0
         with self._lock:
+            self.ensure_schema()
             try:
                 if self._conn is None:
                     self._conn = self._connect()
                 with closing(self._conn.cursor()) as cur:
-                    written = self._append(cur, rows)
+                    written = self._append(cur, records)
                 self._conn.commit()
                 return written
             except self._caught as exc:
                 self._drop_connection()
                 raise ledger_error("append rows", exc) from exc
 
-    def _append(self, cur: Any, rows: Sequence[LedgerRow]) -> int:
-        tenants = sorted({r.tenant for r in rows})
+    def _append(self, cur: Any, records: Sequence[Record]) -> int:
+        tenants = sorted({r[_TENANT] for r in records})
         self._begin_write(cur, tenants)
-        clause, params = self._in("request_id", list({r.request_id for r in rows}))
+        clause, params = self._in("request_id", list({r[0] for r in records}))
         cur.execute(f"SELECT request_id FROM {ROWS_TABLE} WHERE {clause}", params)
         seen = {r[0] for r in cur.fetchall()}
-        fresh: list[LedgerRow] = []
-        for row in rows:
-            if row.request_id not in seen:
-                seen.add(row.request_id)
-                fresh.append(row)
+        fresh: list[Record] = []
+        for record in records:
+            if record[0] not in seen:
+                seen.add(record[0])
+                fresh.append(record)
         if not fresh:
             return 0
-        linked, new_heads = link(fresh, self._heads(cur, tenants))
-        cur.executemany(insert_sql(self.ph), [encode(r) for r in linked])
-        rollup.apply(cur, self.ph, linked)
+        values, new_heads = link_records(fresh, self._heads(cur, tenants))
+        cur.executemany(insert_sql(self.ph), values)
+        rollup.apply(cur, self.ph, fresh)
         p = self.ph
         cur.executemany(
             f"INSERT INTO {HEADS_TABLE} (tenant, seq, row_hash) VALUES ({p}, {p}, {p}) "

@@ -37,7 +37,7 @@ class SqliteLedgerStore(SqlLedgerStore):
         else:
             self._target = str(path)
         if create:
-            self._create()
+            self.ensure_schema()
 
     def _create(self) -> None:
         try:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Protocol
 
 from pricing.ledger.chain import ChainHead
+from pricing.ledger.record import Record
 from pricing.ledger.row import LedgerRow
 
 
@@ -46,6 +47,13 @@ class LedgerStore(Protocol):
         Chain position (seq, prev_hash, row_hash) is assigned here, inside one
         transaction that serialises writers per tenant. Raises on failure with
         nothing written.
+        """
+        ...
+
+    def write_records(self, records: Sequence[Record]) -> int:
+        """:meth:`write_batch` for records already checked by ``record.check_record``.
+
+        The ledger writer's path: it never builds the rows themselves.
         """
         ...
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import sys
 from typing import Any
 
@@ -48,7 +49,9 @@ async def test_store_then_lookup_hits_exactly() -> None:
     hit = await c.lookup(
         {**BODY, "user": "someone-else", "stream": True}, namespace="t1", model="gpt-4o"
     )
-    assert hit == CachedAnswer(completion=answer(), kind="exact", similarity=None)
+    # The stored JSON comes back too, so a hit is sent without serialising it again.
+    stored = json.dumps(answer(), separators=(",", ":"), ensure_ascii=False).encode()
+    assert hit == CachedAnswer(completion=answer(), kind="exact", similarity=None, body=stored)
     assert c.counters.lookups == 2
     assert c.counters.hits_exact == 1
     assert c.counters.misses == 1

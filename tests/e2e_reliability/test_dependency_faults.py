@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from pricing.ledger import audit, open_ledger
 from tests.e2e_reliability.harness import (
     DRAIN_TIMEOUT_S,
     SIM_HOLD_S,
@@ -180,6 +181,78 @@ def test_postgres_outage_under_load_loses_no_row(
     assert not lost, f"{len(lost)} of {len(sent)} rows lost"
     assert not doubled, f"{len(doubled)} rows stored twice"
     assert len(stored) == len(sent)
+
+
+def _pg_tables(schema: str) -> set[str]:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL) as db:
+        rows = db.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", [schema]
+        ).fetchall()
+    return {row[0] for row in rows}
+
+
+def _wait_gauge(proxy: Proxy, name: str, wanted: float, *, timeout_s: float = 30.0) -> float:
+    deadline = time.monotonic() + timeout_s
+    value = gauge(proxy.metrics(), name)
+    while value != wanted and time.monotonic() < deadline:
+        time.sleep(0.1)
+        value = gauge(proxy.metrics(), name)
+    return value
+
+
+@pytest.mark.postgres
+def test_postgres_down_at_start_gets_its_schema_and_every_row_when_it_returns(
+    sim: Simulator, tmp_path: Path, pg_schema: str
+) -> None:
+    import openai
+    import psycopg
+
+    forwarder = TcpForwarder(PG)  # not listening yet: PostgreSQL is down as the proxy starts
+    url = (
+        f"postgresql://postgres@127.0.0.1:{forwarder.port}/test?options=-csearch_path%3D{pg_schema}"
+    )
+    config = sim_config(sim, url)
+    config["ledger"] = {"url": url, "spill_path": str(tmp_path / "spill" / "ledger.spill")}
+    proxy = start_proxy(config, tmp_path, kind=Proxy, stop_timeout_s=DRAIN_TIMEOUT_S)
+    client = openai.OpenAI(base_url=proxy.openai_base_url, api_key="unused", max_retries=0)
+
+    def ask(i: int) -> str:
+        raw = client.chat.completions.with_raw_response.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": f"down at start {i} {uuid.uuid4()}"}],
+        )
+        assert raw.parse().choices[0].message.content
+        return raw.headers["x-spendgate-request-id"]
+
+    try:
+        sent = [ask(i) for i in range(10)]
+        spilled = _wait_gauge(proxy, "spendgate_ledger_spill_pending", 10)
+        tables_while_down = _pg_tables(pg_schema)
+        forwarder.start()
+        sent += [ask(i) for i in range(10, 15)]
+        replayed = _wait_gauge(proxy, "spendgate_ledger_spill_pending", 0)
+        backlog = _wait_gauge(proxy, "spendgate_ledger_backlog", 0)
+    finally:
+        code = proxy.stop()
+        forwarder.close()
+    assert code in (0, -15), proxy.process.describe()
+    assert spilled == 10, "rows did not spill while PostgreSQL was down"
+    assert tables_while_down == set()
+    assert (replayed, backlog) == (0, 0), "the spill was not replayed without a restart"
+    assert {"ledger_rows", "ledger_chain_heads", "ledger_rollup"} <= _pg_tables(pg_schema)
+    with psycopg.connect(PG_ADMIN_URL) as db:
+        rows = db.execute(f'SELECT request_id FROM "{pg_schema}".ledger_rows').fetchall()
+    stored = Counter(row[0] for row in rows)
+    assert sorted(stored) == sorted(sent) and set(stored.values()) == {1}
+    direct = open_ledger(
+        f"postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{pg_schema}"
+    )
+    try:
+        assert audit(direct).ok
+    finally:
+        direct.close()
 
 
 @pytest.mark.redis

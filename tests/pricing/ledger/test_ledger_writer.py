@@ -12,7 +12,9 @@ import anyio
 import pytest
 
 from pricing.ledger import LedgerRow, LedgerStore, LedgerWriter, audit, open_ledger
-from pricing.ledger.spill import SpillFile, line_to_row
+from pricing.ledger.backend import StoreBackend
+from pricing.ledger.record import record_of
+from pricing.ledger.spill import RejectFile, SpillFile, line_to_row
 from tests.pricing.ledger.ledger_testkit import make_row, pg_url_for
 
 pytestmark = pytest.mark.anyio
@@ -26,9 +28,10 @@ async def _until(condition: Callable[[], bool], what: str) -> None:
 
 
 def _writer(store: LedgerStore, tmp_path: Path, *, max_pending: int = 10000) -> LedgerWriter:
+    spill_path = tmp_path / "spill" / "ledger.jsonl"
     return LedgerWriter(
-        store,
-        spill_path=tmp_path / "spill" / "ledger.jsonl",
+        StoreBackend(store, rejects=RejectFile.beside(spill_path)),
+        spill_path=spill_path,
         max_pending=max_pending,
         batch_size=50,
         flush_interval_s=0.01,
@@ -40,7 +43,7 @@ async def test_close_flushes_everything(store: LedgerStore, tmp_path: Path) -> N
     writer = _writer(store, tmp_path)
     writer.start()
     for i in range(1234):
-        writer.submit(make_row(i))
+        writer.submit(record_of(make_row(i)))
     assert writer.backlog > 0
     await writer.close()
     assert store.count() == 1234
@@ -52,9 +55,11 @@ async def test_rows_beyond_the_bound_go_to_the_spill_file(tmp_path: Path) -> Non
     store = open_ledger(f"sqlite:///{tmp_path}/l.db")
     writer = _writer(store, tmp_path, max_pending=10)
     for i in range(100):
-        writer.submit(make_row(i))
-    assert (writer.backlog, writer.spill_pending, writer.spilled_total) == (10, 90, 90)
+        writer.submit(record_of(make_row(i)))
+    # submit does no I/O: the overflow waits in memory for the writer's task.
+    assert (writer.backlog, writer.spill_pending, writer.spilled_total) == (100, 0, 0)
     writer.start()
+    await _until(lambda: writer.spilled_total == 90, "overflow spilled off the loop")
     await writer.close()
     assert store.count() == 100 and writer.spill_pending == 0
     assert (tmp_path / "spill" / "ledger.jsonl").stat().st_size == 0
@@ -68,12 +73,12 @@ async def test_locked_sqlite_spills_then_replays(tmp_path: Path) -> None:
     writer = _writer(store, tmp_path)
     writer.start()
     for i in range(30):
-        writer.submit(make_row(i))
+        writer.submit(record_of(make_row(i)))
     await _until(lambda: store.count() == 30, "first rows written")
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     for i in range(30, 200):
-        writer.submit(make_row(i))
+        writer.submit(record_of(make_row(i)))
         if i % 25 == 0:
             await anyio.sleep(0.01)
     await _until(lambda: writer.spill_pending > 0, "rows spilled while locked")
@@ -81,7 +86,7 @@ async def test_locked_sqlite_spills_then_replays(tmp_path: Path) -> None:
     blocker.execute("COMMIT")
     blocker.close()
     for i in range(200, 260):
-        writer.submit(make_row(i))
+        writer.submit(record_of(make_row(i)))
     await writer.flush()
     assert store.count() == 260 and writer.spill_pending == 0
     assert writer.spilled_total > 0 and writer.written_total == 260
@@ -103,7 +108,7 @@ async def test_close_while_database_is_down_keeps_rows_for_the_next_start(
     writer = _writer(store, tmp_path)
     writer.start()
     for i in range(120):
-        writer.submit(make_row(i))
+        writer.submit(record_of(make_row(i)))
     await writer.close()
     assert writer.spill_pending == 120 and writer.backlog == 0
     blocker.execute("ROLLBACK")
@@ -112,7 +117,7 @@ async def test_close_while_database_is_down_keeps_rows_for_the_next_start(
     second = _writer(store, tmp_path)
     assert second.spill_pending == 120
     second.start()
-    second.submit(make_row(120))
+    second.submit(record_of(make_row(120)))
     await second.close()
     assert store.count() == 121 and second.spill_pending == 0
     assert audit(store).ok
@@ -202,7 +207,7 @@ async def test_postgres_outage_mid_load_loses_no_row(pg_schema: str, tmp_path: P
     total = 600
     try:
         for i in range(total):
-            writer.submit(make_row(i, tenant="t1" if i % 3 else "t2"))
+            writer.submit(record_of(make_row(i, tenant="t1" if i % 3 else "t2")))
             if i % 20 == 0:
                 await anyio.sleep(0.01)
             if i == 200:
@@ -240,6 +245,11 @@ class _RefusingStore:
             raise ValueError("row refused")
         return self.inner.write_batch(rows)
 
+    def write_records(self, records: Sequence[tuple[Any, ...]]) -> int:
+        if any(r[0] == self.refused for r in records):
+            raise ValueError("row refused")
+        return self.inner.write_records(records)
+
 
 async def test_a_refused_row_is_set_aside_without_holding_up_the_rest(tmp_path: Path) -> None:
     store = open_ledger(f"sqlite:///{tmp_path}/l.db")
@@ -247,7 +257,7 @@ async def test_a_refused_row_is_set_aside_without_holding_up_the_rest(tmp_path: 
     writer = _writer(refusing, tmp_path)
     writer.start()
     for i in range(10):
-        writer.submit(make_row(i))
+        writer.submit(record_of(make_row(i)))
     await writer.close()
     assert store.count() == 9 and writer.rejected_total == 1 and writer.spill_pending == 0
     rejected = (tmp_path / "spill" / "ledger.jsonl.rejected").read_bytes().splitlines()
