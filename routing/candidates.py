@@ -127,6 +127,7 @@ class Fitted:
     feature_weights: Vector
     centres: Vector
     exemplar_rows: Rows
+    """The training prompts shipped for the neighbour model and for explanations."""
     beta_free: float | None = None
     """The content score's spread, which the length prior is measured against."""
 
@@ -217,7 +218,9 @@ def _fit_without_prior(prepared: Prepared, spec: Spec, rows: Rows) -> Fitted:
         emb = model.weights[len(learned) :]
         spread = float((prepared.vectors[rows] @ emb).std())
         intercept = model.intercepts["chat"]
-        return Fitted(spec, intercept, emb, None, weights, centres, rows, beta_free=spread)
+        # Explanations quote a nearest training prompt; a third of them is plenty.
+        quoted = np.array([fold_of("quoted:" + prepared.examples[i].id, 3) == 0 for i in rows])
+        return Fitted(spec, intercept, emb, None, weights, centres, rows[quoted], beta_free=spread)
     index = NeighbourIndex(prepared.vectors[rows], prepared.targets[rows])
     spread = neighbour_spread(prepared, rows, spec.k)
     return Fitted(spec, 0.0, None, index, weights, centres, rows, beta_free=spread)

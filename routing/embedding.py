@@ -68,11 +68,12 @@ def wordllama_files() -> EmbeddingFiles:
 class TextEmbedder:
     """Mean-pooled, L2-normalised token embeddings; one instance serves every caller.
 
-    The token table is held in float32 (32 MiB): gathering float16 rows and
-    widening them took twice as long per text.
+    The token table stays in float16, as shipped (16 MiB, half of float32's);
+    one text's rows are averaged in float32, which costs about 0.1 ms more
+    for the longest window than a float32 table would.
     """
 
-    def __init__(self, table: npt.NDArray[np.float32], tokenizer: Tokenizer) -> None:
+    def __init__(self, table: npt.NDArray[np.float16], tokenizer: Tokenizer) -> None:
         if table.ndim != 2 or table.shape[1] != DIM:
             raise ValueError(f"expected a token table of dimension {DIM}, got {table.shape}")
         self._table = table
@@ -92,7 +93,7 @@ class TextEmbedder:
         # tokenizers and safetensors report a bad file as a plain Exception.
         except Exception as exc:
             raise EmbedderUnavailableError(f"cannot read the embedding model: {exc}") from exc
-        return cls(np.ascontiguousarray(table, dtype=np.float32), tokenizer)
+        return cls(np.ascontiguousarray(table, dtype=np.float16), tokenizer)
 
     def token_ids(self, text: str) -> list[int]:
         """The model's token ids for ``text`` (no special tokens)."""
@@ -105,7 +106,7 @@ class TextEmbedder:
         if not ids:
             return np.zeros(DIM, dtype=np.float32)
         rows = self._table[np.minimum(ids, self._last_id)]
-        mean: Vector = rows.mean(axis=0)
+        mean: Vector = rows.mean(axis=0, dtype=np.float32)
         norm = float(np.linalg.norm(mean))
         return mean / norm if norm > 0.0 else mean
 
