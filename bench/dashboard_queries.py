@@ -40,8 +40,8 @@ from pricing.ledger.sql_store import SqlLedgerStore
 from pricing.ledger.sqlite_store import SqliteLedgerStore
 from pricing.ledger.store import LedgerStore
 from pricing.ledger.summary import summary
-from proxy.dashboard.pages import PAGES, PageContext, render_workflow
-from proxy.dashboard.window import window_for
+from proxy.ops.dashboard.pages import PAGES, PageContext, render_workflow
+from proxy.ops.dashboard.window import window_for
 
 FEE_RATE = Decimal("0.10")
 LOAD_COLUMNS = (

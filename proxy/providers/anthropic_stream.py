@@ -31,7 +31,7 @@ from typing import Any
 from pricing.usage import Usage
 from proxy.errors import UpstreamProtocolError, UpstreamStatusError
 from proxy.providers.base import ChatResult, StreamChunk, redact, retry_after_of
-from proxy.sse import SSEEvent
+from proxy.providers.sse import SSEEvent
 
 
 @dataclass(frozen=True, slots=True)

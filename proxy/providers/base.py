@@ -2,7 +2,7 @@
 
 A provider is a set of pure transforms between OpenAI's chat-completions
 format (what clients speak) and its upstream's wire format. It never does I/O:
-``proxy.upstream`` sends what ``build_chat_request`` returns over the pooled
+``proxy.pipeline.upstream`` sends what ``build_chat_request`` returns over the pooled
 httpx client and feeds the answer back to ``parse_chat_response`` or to a
 ``StreamTranslator``. That keeps each provider testable with plain values.
 """
@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from pricing.usage import Usage
 from proxy.errors import UpstreamStatusError
-from proxy.sse import SSEEvent
+from proxy.providers.sse import SSEEvent
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from proxy.providers.base import (
     redact,
     retry_after_of,
 )
-from proxy.sse import SSEEvent
+from proxy.providers.sse import SSEEvent
 
 _JSON = "application/json"
 

@@ -1,0 +1,1 @@
+"""``spendgate demo``: a simulated provider and a replayed workload."""

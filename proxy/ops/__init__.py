@@ -1,0 +1,1 @@
+"""The operator's surface: admin endpoints, dashboard, access log."""

@@ -1,0 +1,1 @@
+"""Everything a model request passes through, in the order it passes."""
