@@ -81,11 +81,7 @@ class Forwarder:
     ) -> tuple[Provider, UpstreamRequest]:
         provider = self._providers[target.provider]
         request = provider.build_chat_request(
-            ex.body,
-            raw=ex.raw,
-            upstream_model=target.model.upstream_name,
-            stream=stream,
-            client_key=ex.client_key,
+            ex, upstream_model=target.model.upstream_name, stream=stream
         )
         return provider, request
 
