@@ -50,6 +50,23 @@ def describe(settings: Settings) -> list[str]:
     return lines
 
 
+def listening(host: str, port: int) -> list[str]:
+    """Where the proxy listens, and the line that points an OpenAI client at it.
+
+    A wildcard bind (``0.0.0.0``, ``::``) is reached on this machine through
+    the loopback address.
+    """
+    local = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return [
+        f"listening on {_http_url(host, port)} (Ctrl-C to stop)",
+        f"  export OPENAI_BASE_URL={_http_url(local, port)}/v1",
+    ]
+
+
+def _http_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def serve(settings: Settings, *, host: str, port: int, workers: int, insecure: bool) -> int:
     from proxy.server.defaults import has_proxy_keys
 
@@ -60,7 +77,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, insecure: b
             file=sys.stderr,
         )
         return 1
-    for line in describe(settings):
+    for line in (*describe(settings), *listening(host, port)):
         print(line, file=sys.stderr)
     configure_access_log(settings.config.server.access_log)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
