@@ -4,10 +4,10 @@ A line names the request (id, tenant, key id, tags), what served it, the
 outcome, tokens, money and latency. It never carries keys, and carries the
 prompt only when ``server.log_content`` is true.
 
-The request path only takes a note (:func:`access_note`: the request's
-ledger record plus the few values the ledger does not hold); the ledger
-writer formats the notes of a whole batch with :func:`access_lines` and
-writes them, off the event loop, in its own process (``write_lines``) or,
+The request path only takes a note (``proxy.pipeline.ledger_sink.access_note``:
+the request's ledger record plus the few values the ledger does not hold);
+the ledger writer formats the notes of a whole batch with :func:`access_lines`
+and writes them, off the event loop, in its own process (``write_lines``) or,
 for an in-memory ledger, through the ``spendgate.access`` logger from its
 worker thread (``log_lines``).
 """
@@ -22,16 +22,12 @@ from collections.abc import Iterable, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from pricing.cost import format_micro
-from pricing.ledger.record import RECORD_COLUMNS, Record
+from pricing.ledger.record import RECORD_COLUMNS
 
-if TYPE_CHECKING:
-    from proxy.pipeline.exchange import Exchange
+if TYPE_CHECKING:  # the writer process formats notes without loading the request path
+    from proxy.pipeline.ledger_sink import AccessNote
 
 ACCESS_LOGGER = "spendgate.access"
-
-# (record, logged at (epoch s), endpoint, stream, route tier, upstream ms,
-#  proxy ms, priced, charged, (messages,) or None)
-AccessNote = tuple[Record, float, str, bool, "str | None", float, float, bool, bool, Any]
 
 _AT = {name: i for i, name in enumerate(RECORD_COLUMNS)}
 _ID, _TENANT, _KEY, _AGENT, _WORKFLOW, _STEP = (
@@ -44,18 +40,6 @@ _STATUS, _ERROR, _CACHE, _ATTEMPTS = (
 _PROMPT, _COMPLETION, _USAGE, _COST, _SAVINGS = (
     _AT[n] for n in ("prompt_tokens", "completion_tokens", "usage_source", "cost", "savings")
 )
-
-
-def access_note(ex: Exchange, record: Record, *, log_content: bool) -> AccessNote:
-    """What the access line needs beyond the ledger ``record``; cheap, for the request path."""
-    upstream_ms = round(ex.upstream_s * 1000, 3)
-    total_ms = ex.elapsed_s() * 1000
-    content = (ex.body.get("messages"),) if log_content else None
-    return (
-        record, time.time(), ex.endpoint, ex.stream, ex.route_tier, upstream_ms,
-        round(max(0.0, total_ms - upstream_ms), 3), ex.pricing is not None,
-        ex.charges is not None, content,
-    )  # fmt: skip
 
 
 def _money(charged: bool, micro: int | None) -> str | None:

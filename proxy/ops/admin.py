@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import asdict
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from fastapi import FastAPI
@@ -18,18 +19,37 @@ from starlette.responses import Response, StreamingResponse
 from pricing.cost import format_micro
 from pricing.ledger import LedgerStore, aiter_csv, summary, summary_csv
 from proxy.errors import AuthenticationError, SpendgateError
+from proxy.ops.login_throttle import LoginThrottle
 from proxy.ops.periods import window
-from proxy.pipeline.auth import presented_key
+from proxy.pipeline.auth import Authenticator, presented_key
 from proxy.pipeline.render import JSON, error_response
-from proxy.server.runtime import Runtime
+from proxy.settings import Settings
+from routing.budgets import BudgetUsage
 
 CSV = "text/csv; charset=utf-8"
 ADMIN_COOKIE = "spendgate_admin"
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+@dataclass(frozen=True, slots=True)
+class OperatorView:
+    """What the admin endpoints and the dashboard may use of the running app.
+
+    The server builds it with the app (``proxy.server.runtime``) and keeps it
+    on ``app.state.operator``; the operator surface reads keys, the ledger and
+    the budgets through it and never reaches into the server.
+    """
+
+    settings: Settings
+    auth: Authenticator
+    throttle: LoginThrottle
+    ledger: LedgerStore | None
+    budget_usage: Callable[[], Awaitable[list[BudgetUsage]]]
+
+
+def operator_view(request: Request) -> OperatorView:
+    """The view of the app that serves ``request``."""
+    view: OperatorView = request.app.state.operator
+    return view
 
 
 def admin_key_of(request: Request) -> str | None:
@@ -41,31 +61,32 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
-async def check_admin_key(runtime: Runtime, request: Request, presented: str | None) -> None:
+async def check_admin_key(view: OperatorView, request: Request, presented: str | None) -> None:
     """Raise unless ``presented`` is the admin key; wrong keys count towards the throttle."""
     if presented is None:
-        runtime.auth.authenticate_admin(None)  # missing (401) or disabled (403): not a guess
+        view.auth.authenticate_admin(None)  # missing (401) or disabled (403): not a guess
         return
-    throttle = runtime.login_throttle
+    throttle = view.throttle
     address = client_address(request)
     await throttle.check(address)
     try:
-        runtime.auth.authenticate_admin(presented)
+        view.auth.authenticate_admin(presented)
     except AuthenticationError:
         await throttle.failed(address)
         raise
     await throttle.succeeded(address)
 
 
-async def require_admin(request: Request) -> Runtime:
-    """The runtime, once the request has shown the admin key (429 while throttled)."""
-    runtime = _runtime(request)
-    await check_admin_key(runtime, request, admin_key_of(request))
-    return runtime
+async def require_admin(request: Request) -> OperatorView:
+    """The app's view, once the request has shown the admin key (429 while throttled)."""
+    view = operator_view(request)
+    await check_admin_key(view, request, admin_key_of(request))
+    return view
 
 
-def _ledger(runtime: Runtime) -> LedgerStore:
-    store = runtime.stages.ledger
+def ledger_of(view: OperatorView) -> LedgerStore:
+    """The ledger, or the error that says it is not available."""
+    store = view.ledger
     if store is None:
         raise SpendgateError("the ledger is not available", code="ledger_unavailable")
     return store
@@ -73,10 +94,10 @@ def _ledger(runtime: Runtime) -> LedgerStore:
 
 async def export_csv(request: Request) -> Response:
     try:
-        runtime = await require_admin(request)
+        view = await require_admin(request)
         params = request.query_params
         start, end = window(params.get("from"), params.get("to"))
-        store = _ledger(runtime)
+        store = ledger_of(view)
     except SpendgateError as exc:
         return error_response(exc)
     body = aiter_csv(store, start=start, end=end, tenant=params.get("tenant") or None)
@@ -88,17 +109,17 @@ async def export_csv(request: Request) -> Response:
 
 async def summary_view(request: Request) -> Response:
     try:
-        runtime = await require_admin(request)
+        view = await require_admin(request)
         params = request.query_params
         start, end = window(params.get("from"), params.get("to"))
         period: Literal["all", "month"] = "all" if params.get("period") == "all" else "month"
         rows = await asyncio.to_thread(
             summary,
-            _ledger(runtime),
+            ledger_of(view),
             start=start,
             end=end,
             tenant=params.get("tenant") or None,
-            fee_rate=runtime.settings.config.ledger.fee_rate,
+            fee_rate=view.settings.config.ledger.fee_rate,
             period=period,
         )
     except SpendgateError as exc:
@@ -120,8 +141,8 @@ def _summary_json(row: Any) -> dict[str, Any]:
 
 async def budgets_view(request: Request) -> Response:
     try:
-        runtime = await require_admin(request)
-        usage = await runtime.stages.router.budget_usage()
+        view = await require_admin(request)
+        usage = await view.budget_usage()
     except SpendgateError as exc:
         return error_response(exc)
     data = [

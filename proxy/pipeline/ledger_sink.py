@@ -1,5 +1,9 @@
 """From a finished exchange to a ledger record, and the sink that hands it to the writer.
 
+With the access log on, the record travels with a note of the few values an
+access line needs beyond it; the writer formats the line off the request path
+(``proxy.ops.access_log``).
+
 The money in the response headers is exactly the money on the invoice: both
 come from ``pricing.ledger.costs_from``, the arithmetic ``spendgate audit``
 uses to recompute every row.
@@ -11,21 +15,25 @@ import fcntl
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from pricing.cost import UnitPrices
 from pricing.ledger import LedgerRow, LedgerWriter, costs_from
 from pricing.ledger.record import Record, row_of
 from pricing.ledger.schema import ts_to_us
 from pricing.usage import Usage
-from proxy.ops.access_log import access_note
 from proxy.pipeline.exchange import Charges, Exchange, Pricing
 
 _SOURCES = frozenset({"catalog", "override", "config", "unknown"})
 _NO_USAGE = Usage(source="none")
 _UNKNOWN_PRICES: tuple[str | None, ...] = (None, None, None, None)
 MAX_SPILL_SLOTS = 64
+
+# (record, logged at (epoch s), endpoint, stream, route tier, upstream ms,
+#  proxy ms, priced, charged, (messages,) or None)
+AccessNote = tuple[Record, float, str, bool, "str | None", float, float, bool, bool, Any]
 
 
 def _price_texts(prices: UnitPrices | None, source: str) -> tuple[str | None, ...]:
@@ -100,6 +108,18 @@ def ledger_record(ex: Exchange) -> Record:
         ex.overhead_micro, charges.cost, charges.baseline_cost, charges.savings,
         pricing.catalog_version if pricing else "",
         upstream_ms, max(0, total_ms - (upstream_ms or 0)), ex.status, ex.error_type,
+    )  # fmt: skip
+
+
+def access_note(ex: Exchange, record: Record, *, log_content: bool) -> AccessNote:
+    """What the access line needs beyond the ledger ``record``; cheap, for the request path."""
+    upstream_ms = round(ex.upstream_s * 1000, 3)
+    total_ms = ex.elapsed_s() * 1000
+    content = (ex.body.get("messages"),) if log_content else None
+    return (
+        record, time.time(), ex.endpoint, ex.stream, ex.route_tier, upstream_ms,
+        round(max(0.0, total_ms - upstream_ms), 3), ex.pricing is not None,
+        ex.charges is not None, content,
     )  # fmt: skip
 
 

@@ -95,6 +95,7 @@ def _lifespan(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await build_runtime(settings, transport_factory=transport_factory)
         app.state.runtime = runtime
+        app.state.operator = runtime.operator
         if freeze:
             gc.collect()
             gc.freeze()

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from proxy.ops.access_log import flush_access_log
+from proxy.ops.admin import OperatorView
 from proxy.ops.login_throttle import LoginThrottle
 from proxy.pipeline.auth import Authenticator
 from proxy.pipeline.chat import ChatHandler
@@ -44,7 +45,7 @@ class Runtime:
     chat: ChatHandler
     passthrough: PassthroughHandler
     stages: Stages
-    login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    operator: OperatorView
     probes: dict[str, Probe] = field(default_factory=dict)
     closers: list[Closer] = field(default_factory=list)
     gauges: list[Callable[[], None]] = field(default_factory=list)
@@ -140,8 +141,14 @@ async def build_runtime(
         assembler=stages.assembler,
     )
     passthrough = PassthroughHandler(policy=policy, forwarder=forwarder)
-    runtime = Runtime(settings, metrics, models, auth, clients, chat, passthrough, stages)
-    runtime.login_throttle = LoginThrottle(redis=stages.redis, prefix=keys.login)
+    operator = OperatorView(
+        settings=settings,
+        auth=auth,
+        throttle=LoginThrottle(redis=stages.redis, prefix=keys.login),
+        ledger=stages.ledger,
+        budget_usage=stages.router.budget_usage,
+    )
+    runtime = Runtime(settings, metrics, models, auth, clients, chat, passthrough, stages, operator)
     runtime.probes.update(stages.probes)
     runtime.probes["upstreams"] = _upstreams_probe(settings)
     runtime.closers.append(clients.aclose)

@@ -18,14 +18,13 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from pricing.ledger.analytics import ensure_indexes
 from proxy.errors import AuthenticationError, PermissionDeniedError, RequestError, SpendgateError
-from proxy.ops.admin import check_admin_key, require_admin
+from proxy.ops.admin import OperatorView, check_admin_key, ledger_of, operator_view, require_admin
 from proxy.ops.dashboard import session
 from proxy.ops.dashboard.html import CSP, e
 from proxy.ops.dashboard.pages import PAGES, PageContext, render_workflow
 from proxy.ops.dashboard.window import window_for
 from proxy.pipeline.auth import presented_key
 from proxy.pipeline.render import as_spendgate_error, error_response
-from proxy.server.runtime import Runtime
 
 MAX_FORM_BYTES = 4096
 HEADERS = {
@@ -37,13 +36,8 @@ HEADERS = {
 }
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-def _admin_key(runtime: Runtime) -> str | None:
-    auth = runtime.settings.config.auth
+def _admin_key(view: OperatorView) -> str | None:
+    auth = view.settings.config.auth
     return auth.admin_key if auth else None
 
 
@@ -60,8 +54,7 @@ def _safe_next(target: str | None) -> str:
 
 async def _gate(request: Request) -> Response | None:
     """None when the caller may see the dashboard, else the response to send."""
-    runtime = _runtime(request)
-    admin_key = _admin_key(runtime)
+    admin_key = _admin_key(operator_view(request))
     if admin_key is None:
         return error_response(PermissionDeniedError("the dashboard needs auth.admin_key"))
     if presented_key(request.headers) is not None:
@@ -100,16 +93,16 @@ async def login_page(request: Request) -> Response:
 
 async def login(request: Request) -> Response:
     """Check the admin key from the form; on success set the session cookie."""
-    runtime = _runtime(request)
+    view = operator_view(request)
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
         return _html(login_form("/dashboard", message="Form too large."), 413)
     form = parse_qs(body.decode("utf-8", errors="replace"), max_num_fields=8)
     key = (form.get("key") or [""])[0]
     target = _safe_next((form.get("next") or [""])[0])
-    admin_key = _admin_key(runtime)
+    admin_key = _admin_key(view)
     try:
-        await check_admin_key(runtime, request, key or None)
+        await check_admin_key(view, request, key or None)
     except SpendgateError as exc:
         return _html(login_form(target, message=exc.message), exc.http_status, exc.headers)
     assert admin_key is not None  # authenticate_admin passed, so it is configured
@@ -128,18 +121,16 @@ async def logout(request: Request) -> Response:
     )
 
 
-def _context(request: Request, runtime: Runtime) -> PageContext:
+def _context(request: Request, view: OperatorView) -> PageContext:
     params = request.query_params
-    store = runtime.stages.ledger
-    if store is None:
-        raise SpendgateError("the ledger is not available", code="ledger_unavailable")
+    store = ledger_of(view)
     win = window_for(
         params.get("period"), now=datetime.now(UTC), start=params.get("from"), end=params.get("to")
     )
     return PageContext(
         store=store,
         window=win,
-        fee_rate=runtime.settings.config.ledger.fee_rate,
+        fee_rate=view.settings.config.ledger.fee_rate,
         budgets=(),
         tenant=params.get("tenant") or None,
         sort=params.get("sort"),
@@ -166,11 +157,11 @@ async def _serve(request: Request, render: Callable[[PageContext], str]) -> Resp
     denied = await _gate(request)
     if denied is not None:
         return denied
-    runtime = _runtime(request)
+    view = operator_view(request)
     try:
-        ctx = _context(request, runtime)
+        ctx = _context(request, view)
         if render is PAGES["overview"]:
-            budgets = await runtime.stages.router.budget_usage()
+            budgets = await view.budget_usage()
             ctx = replace(ctx, budgets=tuple(budgets))
         await _ensure_indexed(request, ctx)
         html = await asyncio.to_thread(render, ctx)
