@@ -12,9 +12,9 @@ from proxy.cli.common import Subcommands, add_config, guarded, load
 def cmd_route(args: argparse.Namespace) -> int:
     from pricing.tokens import TokenCounter
     from proxy.pipeline.accounting import Accountant
+    from proxy.pipeline.candidates import build_candidates
     from proxy.pipeline.metrics import Metrics
     from proxy.pipeline.models import ModelTable
-    from proxy.pipeline.routing_stage import build_candidates
     from proxy.server.assembly import build_catalog
     from routing.explain import explain
     from routing.jsonl import score_jsonl

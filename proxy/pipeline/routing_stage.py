@@ -1,8 +1,9 @@
 """The routing stage: resolve the model, choose a target within budgets, retry and fall back.
 
 The decisions themselves are pure functions in ``routing``; this module feeds
-them the request, the configured models (with catalog limits and prices) and
-the live state: circuit breakers, conversation stickiness, budget counters.
+them the request, the configured models (``candidates``: catalog limits and
+prices) and the live state: circuit breakers, conversation stickiness and the
+budget counters (``budget_gate``).
 """
 
 from __future__ import annotations
@@ -19,13 +20,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from redis.asyncio import Redis
 
 from proxy.config import RoutingMode
-from proxy.errors import (
-    BudgetUnpricedModelError,
-    RequestError,
-    UpstreamConnectionError,
-    UpstreamTimeoutError,
-)
+from proxy.errors import RequestError, UpstreamConnectionError, UpstreamTimeoutError
 from proxy.pipeline.accounting import Accountant
+from proxy.pipeline.budget_gate import DEFAULT_EXPECTED_OUTPUT_TOKENS, BudgetGate
+from proxy.pipeline.candidates import build_candidates
 from proxy.pipeline.exchange import Exchange, Target
 from proxy.pipeline.fallbacks import tier_fallbacks
 from proxy.pipeline.metrics import Metrics
@@ -33,21 +31,11 @@ from proxy.pipeline.models import AUTO_MODEL, ModelTable
 from proxy.pipeline.redis_keys import redis_keys
 from proxy.settings import Settings
 from routing.breaker import BreakerPolicy, BreakerRegistry, breaker_key
-from routing.budgets import (
-    BudgetContext,
-    BudgetLedger,
-    BudgetUsage,
-    MemoryBudgetLedger,
-    RedisBudgetLedger,
-    budgets_from_config,
-    charges_for,
-    utc_now,
-)
+from routing.budgets import BudgetUsage
 from routing.retry import RetryPolicy, attempts_of, run_with_fallbacks
 from routing.select import (
     Candidate,
     StickinessTracker,
-    expected_cost_micro,
     needs_of,
     select_model,
     why_not,
@@ -61,47 +49,7 @@ if TYPE_CHECKING:  # the scorer's libraries load with the model only
 log = logging.getLogger("spendgate")
 T = TypeVar("T")
 
-DEFAULT_EXPECTED_OUTPUT_TOKENS = 500
 _ROUTE_HEADER = "x-spendgate-route"
-
-
-def _expected_output(ex: Exchange) -> int:
-    """Output tokens to reserve for: the request's own cap, else a typical answer."""
-    if ex.endpoint == "embeddings":
-        return 0
-    for name in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
-        value = ex.body.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return DEFAULT_EXPECTED_OUTPUT_TOKENS
-
-
-def candidate_for(target: Target, accountant: Accountant) -> Candidate:
-    """A configured model as routing sees it: limits, capabilities, prices."""
-    entry = accountant.entry_for(target.model.name)
-    quote = accountant.quote(target.model.name, 0)
-    caps = entry.capabilities if entry else None
-    window = target.model.context_window or (entry.context_window if entry else 0) or 128_000
-    max_output = target.model.max_output or (entry.max_output if entry else 0) or 16_384
-    return Candidate(
-        name=target.model.name,
-        provider=target.provider,
-        tier=target.model.tier or "large",
-        context_window=window,
-        max_output=max_output,
-        # A model the catalog does not know is assumed able: the upstream will say if not.
-        supports_tools=caps.tools if caps else True,
-        supports_vision=caps.vision if caps else True,
-        supports_json_schema=caps.json_schema if caps else True,
-        supports_reasoning=caps.reasoning if caps else True,
-        input_price=quote.prices.input,
-        cached_input_price=quote.prices.cached_input,
-        output_price=quote.prices.output,
-    )
-
-
-def build_candidates(models: ModelTable, accountant: Accountant) -> dict[str, Candidate]:
-    return {t.model.name: candidate_for(t, accountant) for t in models.targets}
 
 
 class Router:
@@ -137,19 +85,15 @@ class Router:
             key_prefix=keys.breakers,
         )
         self._sticky = StickinessTracker(redis=redis, key_prefix=keys.sticky)
-        budgets = budgets_from_config(
-            [b.model_dump(exclude_none=True, mode="json") for b in config.budgets]
+        self._budgets = BudgetGate(
+            settings,
+            models=models,
+            accountant=accountant,
+            candidates=self._candidates,
+            redis=redis,
+            key_prefix=keys.budgets,
         )
-        self._budgets: BudgetLedger = (
-            RedisBudgetLedger(
-                budgets,
-                redis=redis,
-                key_prefix=keys.budgets,
-                fail_open=routing.budgets_fail_open,
-            )
-            if redis is not None
-            else MemoryBudgetLedger(budgets)
-        )
+        self._unpriced = self._budgets.unpriced
         self._policy = RetryPolicy(
             max_attempts=routing.max_attempts,
             base_s=routing.retry_base_s,
@@ -157,13 +101,7 @@ class Router:
             deadline_s=routing.deadline_s,
         )
         self._tasks: set[asyncio.Task[None]] = set()
-        self._has_budgets = bool(budgets)
-        self._budget_list = tuple(budgets)
         self._provider_types = {name: p.type for name, p in config.providers.items()}
-        # A budget cannot meter a model without a price: such models are refused under one.
-        self._unpriced = frozenset(
-            t.model.name for t in models.targets if not accountant.quote(t.model.name, 0).known
-        )
         self._rng = random.Random()
 
     def resolve(self, ex: Exchange) -> None:
@@ -214,7 +152,7 @@ class Router:
                 ex.fallbacks = self._tier_fallbacks(ex, requested)
         else:
             await self._choose(ex, requested, mode)
-        await self._reserve(ex)
+        await self._budgets.reserve(ex)
 
     def _tier_fallbacks(self, ex: Exchange, requested: Target) -> tuple[Target, ...]:
         def mode_of(name: str) -> str | None:
@@ -243,7 +181,7 @@ class Router:
         messages = ex.body.get("messages") or []
         sticky = await self._sticky.lookup(ex.tenant, messages)
         pool = self._routable
-        if self._unpriced and self._metered(ex):
+        if self._unpriced and self._budgets.metered(ex):
             pool = [c for c in pool if c.name not in self._unpriced]
         candidates = with_availability(
             pool,
@@ -284,45 +222,6 @@ class Router:
         else:
             detail = "; ".join(sorted(f"{c.name}: {why_not(c, needs)}" for c in eligible))
         return RequestError(f"no configured model can serve this request: {detail}", param="model")
-
-    def _budget_context(self, ex: Exchange) -> BudgetContext:
-        return BudgetContext(
-            tenant=ex.tenant,
-            key_id=ex.principal.key_id if ex.principal else None,
-            workflow=ex.tags.workflow,
-            agent=ex.tags.agent,
-            run_id=ex.tags.run,
-        )
-
-    def _metered(self, ex: Exchange) -> bool:
-        """Whether any budget applies to this request."""
-        return bool(charges_for(self._budget_list, self._budget_context(ex), utc_now()))
-
-    async def _reserve(self, ex: Exchange) -> None:
-        assert ex.target is not None
-        if not self._has_budgets or not self._metered(ex):
-            return
-        if ex.target.model.name in self._unpriced:
-            raise self._unpriced_error(ex, ex.target)
-        ex.fallbacks = tuple(t for t in ex.fallbacks if t.model.name not in self._unpriced)
-        if ex.estimated_prompt_tokens is None:
-            ex.estimated_prompt_tokens, _ = self._accountant.prompt_tokens(ex, ex.target.model.name)
-        candidate = self._candidates[ex.target.model.name]
-        estimate = expected_cost_micro(
-            candidate,
-            prompt_tokens=ex.estimated_prompt_tokens,
-            output_tokens=_expected_output(ex),
-        )
-        ex.budget_reservation = await self._budgets.reserve(self._budget_context(ex), estimate)
-
-    def _unpriced_error(self, ex: Exchange, target: Target) -> BudgetUnpricedModelError:
-        [first, *_] = charges_for(self._budget_list, self._budget_context(ex), utc_now())
-        name = target.model.name
-        return BudgetUnpricedModelError(
-            f"model '{name}' has no known price, so budget '{first.budget.name}' could not "
-            f"meter this request; give models[].price for '{name}' or use a priced model",
-            param="model",
-        )
 
     async def run(self, ex: Exchange, attempt: Callable[[Target], Awaitable[T]]) -> T:
         assert ex.target is not None
@@ -374,13 +273,8 @@ class Router:
 
     async def _settle(self, ex: Exchange) -> None:
         try:
-            reservation = ex.budget_reservation
-            if reservation is not None:
-                ex.budget_reservation = None
-                # No cost: nothing was served (unpriced models never get here, see _reserve).
-                cost = ex.charges.cost if ex.charges is not None else None
-                actual = cost if cost is not None else 0
-                await self._budgets.commit(reservation, actual)
+            if ex.budget_reservation is not None:
+                await self._budgets.commit(ex)
             if ex.status < 400 and ex.target is not None and ex.pricing is not None:
                 await self._sticky.record(
                     ex.tenant,
@@ -392,6 +286,7 @@ class Router:
             log.exception("could not settle request %s", ex.request_id)
 
     async def budget_usage(self) -> list[BudgetUsage]:
+        """Every budget's use in its current window."""
         return await self._budgets.usage()
 
     def circuit_states(self) -> dict[str, str]:

@@ -1,4 +1,9 @@
-"""Builds the pipeline's stages from the settings (the composition root)."""
+"""Builds the pipeline's stages from the settings (the composition root).
+
+The cache (``cache_setup``) and the ledger with its writer (``ledger_setup``)
+are built by modules of their own; this one decides what is loaded at all
+(tokenizers, the text embedding, the router's scorer) and wires the stages.
+"""
 
 from __future__ import annotations
 
@@ -11,45 +16,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from cache.assemble import ChunkAssembler
-from cache.crypto import encryptor_from_secret
-from cache.memory import MemoryStore
-from cache.redis_store import RedisStore
-from cache.replay import replay_chunks
-from cache.semantic import (
-    MemoryIndex,
-    RedisIndex,
-    SemanticCache,
-    SemanticIndex,
-    build_embedder,
-)
 from cache.semantic.embedders import load_text_embedder
-from cache.semantic.wordllama import WORDLLAMA
-from cache.service import ResponseCache
-from cache.store import CacheStore
 from pricing.catalog import Catalog, PriceOverride, load_catalog
-from pricing.ledger import LedgerStore, LedgerWriter, load_keys, open_ledger
-from pricing.ledger.backend import StoreBackend, WriteBackend
-from pricing.ledger.spill import RejectFile
+from pricing.ledger import LedgerStore
 from pricing.tokens import TokenCounter
-from proxy.errors import SpendgateError
-from proxy.ops.access_log import log_lines
 from proxy.pipeline.accounting import Accountant
-from proxy.pipeline.cache_stage import CacheControls, CacheStageImpl
+from proxy.pipeline.cache_stage import CacheStageImpl
 from proxy.pipeline.embeddings import EmbeddingsClient
 from proxy.pipeline.forward import Forwarder
-from proxy.pipeline.ledger_sink import LedgerSink, SpillSlot, default_spill_base
-from proxy.pipeline.metrics import CounterSync, Metrics
+from proxy.pipeline.metrics import Metrics
 from proxy.pipeline.models import ModelTable
-from proxy.pipeline.redis_keys import redis_keys
 from proxy.pipeline.routing_stage import Router
-from proxy.server.ledger_process import ProcessBackend
-from proxy.server.ledger_worker import WorkerOptions
+from proxy.server.cache_setup import (
+    build_cache,
+    build_semantic,
+    redis_client,
+    replay,
+    semantic_uses_text_embedder,
+)
+from proxy.server.ledger_setup import start_ledger
 from proxy.settings import Settings
-from routing.breaker import BreakerPolicy, CircuitBreaker
 
 if TYPE_CHECKING:  # numpy, tokenizers and safetensors load with the model only
     from routing.embedding import TextEmbedder
@@ -59,9 +47,6 @@ log = logging.getLogger("spendgate")
 
 Probe = Callable[[], Awaitable[dict[str, Any]]]
 Closer = Callable[[], Awaitable[None]]
-
-# A dead Redis is retried after a few seconds, not the routing breakers' 30.
-REDIS_BREAKER = BreakerPolicy(failure_threshold=3, open_s=5.0)
 
 
 @dataclass
@@ -125,76 +110,6 @@ def routing_modes(settings: Settings) -> set[str]:
     return modes
 
 
-def redis_client(url: str, *, timeout_s: float) -> Redis:
-    """A client that fails fast: no retries eating the lookup's time budget."""
-    client: Redis = Redis.from_url(
-        url,
-        socket_connect_timeout=timeout_s,
-        socket_timeout=timeout_s,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=0,
-    )
-    return client
-
-
-def _replay(completion: dict[str, Any], include_usage: bool) -> list[dict[str, Any]]:
-    return list(replay_chunks(completion, include_usage=include_usage))
-
-
-def build_cache(
-    settings: Settings, *, metrics: Metrics, redis: Redis | None, semantic: SemanticCache | None
-) -> CacheStageImpl:
-    config = settings.config
-    cache_config = config.cache
-    store: CacheStore
-    if redis is not None:
-        store = RedisStore(
-            redis,
-            prefix=redis_keys(cache_config).cache,
-            ttl_s=cache_config.ttl_s,
-            op_timeout_s=cache_config.lookup_timeout_ms / 1000,
-            breaker=CircuitBreaker(REDIS_BREAKER),
-        )
-    else:
-        store = MemoryStore(cache_config.max_bytes, ttl_s=cache_config.ttl_s)
-    cache = ResponseCache(
-        store,
-        ttl_s=cache_config.ttl_s,
-        cache_length=cache_config.cache_length,
-        encryptor=encryptor_from_secret(cache_config.encryption_key),
-    )
-    tenants = config.tenants
-
-    def enabled(tenant: str) -> bool:
-        override = tenants.get(tenant)
-        if override is not None and override.cache_enabled is not None:
-            return override.cache_enabled
-        return cache_config.enabled
-
-    def namespace(tenant: str) -> str:
-        override = tenants.get(tenant)
-        return (
-            override.cache_namespace
-            if override and override.cache_namespace
-            else f"tenant:{tenant}"
-        )
-
-    def threshold(tenant: str) -> float | None:
-        override = tenants.get(tenant)
-        if override is not None and override.semantic_threshold is not None:
-            return override.semantic_threshold
-        return cache_config.semantic.threshold
-
-    controls = CacheControls(enabled=enabled, namespace=namespace, threshold=threshold)
-    return CacheStageImpl(cache, controls=controls, metrics=metrics, semantic=semantic)
-
-
-def semantic_uses_text_embedder(settings: Settings) -> bool:
-    """Whether the semantic cache is on and embeds with the shared ``wordllama`` model."""
-    semantic = settings.config.cache.semantic
-    return semantic.enabled and semantic.embedder == WORDLLAMA
-
-
 async def shared_text_embedder(
     settings: Settings, *, for_routing: bool = False
 ) -> TextEmbedder | None:
@@ -208,40 +123,6 @@ async def shared_text_embedder(
     if not (for_routing or semantic_uses_text_embedder(settings)):
         return None
     return await asyncio.to_thread(load_text_embedder)
-
-
-def build_semantic(
-    settings: Settings,
-    *,
-    redis: Redis | None,
-    embeddings: EmbeddingsClient,
-    text_embedder: TextEmbedder | None = None,
-) -> SemanticCache | None:
-    """The semantic cache, or None when it is off; ``wordllama`` uses ``text_embedder``."""
-    semantic = settings.config.cache.semantic
-    if not semantic.enabled:
-        return None
-    cache_config = settings.config.cache
-    embedder = build_embedder(
-        semantic.embedder,
-        embed_call=embeddings.embed,
-        cost_of=embeddings.cost_of,
-        provider_dim=semantic.dim,
-        text_embedder=text_embedder,
-    )
-    index: SemanticIndex
-    if redis is not None:
-        index = RedisIndex(
-            redis,
-            prefix=redis_keys(cache_config).semantic,
-            ttl_s=cache_config.ttl_s,
-            max_per_context=semantic.max_per_context,
-            op_timeout_s=cache_config.lookup_timeout_ms / 1000,
-            breaker=CircuitBreaker(REDIS_BREAKER),
-        )
-    else:
-        index = MemoryIndex(semantic.max_entries, ttl_s=cache_config.ttl_s)
-    return SemanticCache(embedder, index, threshold=semantic.threshold)
 
 
 def routes_requests(settings: Settings) -> bool:
@@ -303,7 +184,7 @@ async def build_stages(
         router=router,
         cache=cache,
         accounting=accountant,
-        replay=_replay,
+        replay=replay,
         assembler=ChunkAssembler,
         redis=state_redis,
     )
@@ -316,90 +197,13 @@ async def build_stages(
     stages.probes["circuits"] = router.probe
     stages.gauges.append(lambda: _circuit_gauges(router, metrics))
     stages.gauges.append(cache.count_errors)
-    await _attach_ledger(settings, stages, accountant=accountant, metrics=metrics)
+    ledger = await start_ledger(settings, accountant=accountant, metrics=metrics)
+    stages.ledger = ledger.store
+    stages.stored_keys = ledger.stored_keys
+    stages.closers.append(ledger.close)
+    stages.probes["ledger"] = ledger.probe
+    stages.gauges.append(ledger.gauges)
     return stages
-
-
-async def _attach_ledger(
-    settings: Settings, stages: Stages, *, accountant: Accountant, metrics: Metrics
-) -> None:
-    """Open the ledger, start its writer, load stored keys. A ledger that is down
-    at start-up does not stop the proxy: rows spill to disk until it answers."""
-    ledger = settings.config.ledger
-    try:
-        store = await asyncio.to_thread(open_ledger, ledger.url)
-    except SpendgateError as exc:
-        log.warning(
-            "ledger unavailable at start-up (%s): rows will spill until it answers", exc.code
-        )
-        store = await asyncio.to_thread(open_ledger, ledger.url, create=False)
-    slot = SpillSlot(default_spill_base(ledger.url, ledger.spill_path))
-    backend = await _ledger_backend(settings, store, rejects=RejectFile.beside(slot.path))
-    writer = LedgerWriter(backend, spill_path=slot.path, max_pending=ledger.max_pending)
-    writer.start()
-    server = settings.config.server
-    accountant.add_sink(
-        LedgerSink(writer, access_log=server.access_log, log_content=server.log_content)
-    )
-    try:
-        stages.stored_keys = await asyncio.to_thread(load_keys, store)
-    except SpendgateError:
-        log.warning("could not load stored proxy keys from the ledger")
-
-    async def close() -> None:
-        await writer.close()
-        await asyncio.to_thread(store.close)
-        slot.release()
-
-    stages.closers.append(close)
-    stages.probes["ledger"] = _ledger_probe(store, writer)
-    stages.gauges.append(_ledger_gauges(writer, metrics))
-    stages.ledger = store
-
-
-def _ledger_probe(store: LedgerStore, writer: LedgerWriter) -> Probe:
-    async def probe() -> dict[str, Any]:
-        try:
-            await asyncio.wait_for(asyncio.to_thread(store.chain_heads, tenant="-"), 2.0)
-            up = True
-        except (SpendgateError, TimeoutError):
-            up = False
-        # Not critical: rows spill to disk while the database is away.
-        return {
-            "ok": up,
-            "critical": False,
-            "backlog": writer.backlog,
-            "spill_pending": writer.spill_pending,
-        }
-
-    return probe
-
-
-def _ledger_gauges(writer: LedgerWriter, metrics: Metrics) -> Callable[[], None]:
-    spilled = CounterSync(metrics.ledger_spilled_total)
-
-    def gauges() -> None:
-        metrics.ledger_backlog.set(writer.backlog)
-        metrics.ledger_spilled.set(writer.spill_pending)
-        spilled.to(writer.spilled_total)
-
-    return gauges
-
-
-async def _ledger_backend(
-    settings: Settings, store: LedgerStore, *, rejects: RejectFile
-) -> WriteBackend:
-    """The writer process; a worker thread only for an in-memory ledger, which no
-    other process can see."""
-    url = settings.config.ledger.url
-    if url == "sqlite:///:memory:":
-        return StoreBackend(store, rejects=rejects, on_notes=log_lines)
-    options = WorkerOptions(
-        url=url, rejected_path=str(rejects.path), access_log=settings.config.server.access_log
-    )
-    backend = ProcessBackend(options)
-    await backend.start()
-    return backend
 
 
 def _circuit_gauges(router: Router, metrics: Metrics) -> None:

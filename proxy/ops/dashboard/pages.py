@@ -15,9 +15,9 @@ from urllib.parse import quote
 
 from pricing.cost import format_micro
 from pricing.ledger.analytics import GroupStats, error_counts, group_stats, route_counts
-from pricing.ledger.analytics import timeseries as series_of
 from pricing.ledger.store import LedgerStore
 from pricing.ledger.summary import summary
+from pricing.ledger.timeseries import timeseries as series_of
 from proxy.ops.dashboard.html import Column, e, label, page, percent, stat, table
 from proxy.ops.dashboard.svg import Series, int_ticks, line_chart, stacked_bars
 from proxy.ops.dashboard.window import Window
