@@ -96,16 +96,12 @@ class AnthropicStreamTranslator(StreamTranslator):
             self._usage = to_usage(usage)
         return [self._chunk({"role": "assistant", "content": ""})]
 
-    def _text(self, text: Any) -> list[StreamChunk]:
-        return [self._chunk({"content": text})] if text else []
-
     def _on_block_start(self, data: dict[str, Any]) -> list[StreamChunk]:
-        block = _object(data, "content_block")
-        kind = block.get("type")
-        if kind == "text":
-            return self._text(block.get("text"))
-        if kind != "tool_use":
+        block = data.get("content_block")
+        if not isinstance(block, dict) or block.get("type") not in ("text", "tool_use"):
             return []
+        if block["type"] == "text":
+            return [self._chunk({"content": block["text"]})] if block.get("text") else []
         index = len(self._tool_index)
         self._tool_index[_block_index(data)] = index
         preset = block.get("input")
@@ -120,10 +116,12 @@ class AnthropicStreamTranslator(StreamTranslator):
         return [self._chunk({"tool_calls": [call]})]
 
     def _on_block_delta(self, data: dict[str, Any]) -> list[StreamChunk]:
-        delta = _object(data, "delta")
+        delta = data.get("delta")
+        if not isinstance(delta, dict):
+            return []
         kind = delta.get("type")
-        if kind == "text_delta":
-            return self._text(delta.get("text"))
+        if kind == "text_delta" and delta.get("text"):
+            return [self._chunk({"content": delta["text"]})]
         if kind == "input_json_delta" and delta.get("partial_json"):
             index = self._tool_index.get(_block_index(data))
             if index is None:
