@@ -130,7 +130,7 @@ def _owns(pid: int, inodes: set[int]) -> bool:
 
 
 def start_simulator(workdir: Path) -> tuple[Child, str]:
-    child = _spawn("simulator", ["-m", "proxy.simulator", "--port", "0"], workdir)
+    child = _spawn("simulator", ["-m", "proxy.demo.simulator", "--port", "0"], workdir)
     marker = "simulated provider listening on "
 
     def listening() -> str | None:

@@ -33,15 +33,15 @@ from pathlib import Path
 from typing import Any
 
 from pricing.ledger.analytics import ensure_indexes, error_counts, group_stats, route_counts
-from pricing.ledger.analytics import timeseries as series
 from pricing.ledger.row import LedgerRow
 from pricing.ledger.schema import ROWS_TABLE, ts_to_us
 from pricing.ledger.sql_store import SqlLedgerStore
 from pricing.ledger.sqlite_store import SqliteLedgerStore
 from pricing.ledger.store import LedgerStore
 from pricing.ledger.summary import summary
-from proxy.dashboard.pages import PAGES, PageContext, render_workflow
-from proxy.dashboard.window import window_for
+from pricing.ledger.timeseries import timeseries as series
+from proxy.ops.dashboard.pages import PAGES, PageContext, render_workflow
+from proxy.ops.dashboard.window import window_for
 
 FEE_RATE = Decimal("0.10")
 LOAD_COLUMNS = (

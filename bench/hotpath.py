@@ -48,7 +48,7 @@ def _split_stack(stack: str) -> tuple[str, list[str]]:
     while stack.startswith("process "):  # process PID:"command line" (which may hold ';'),
         end = stack.find('";')  # a child's nested under its parent's
         command, stack = stack[: end + 1], stack[end + 2 :]
-        if "proxy.ledger_worker" in command:
+        if "proxy.server.ledger_worker" in command:
             role = "ledger writer process"
         elif "multiprocessing" in command:
             role = "worker process"

@@ -61,7 +61,7 @@ def _tasks(pid: int) -> list[int]:
 def role_of(pid: int, root: int) -> str:
     """What a process of the tree is, from its command line."""
     command = (_read(f"/proc/{pid}/cmdline") or "").replace("\0", " ")
-    if "proxy.ledger_worker" in command:
+    if "proxy.server.ledger_worker" in command:
         return "ledger writer process"
     if pid == root:
         return "server process"

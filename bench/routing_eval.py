@@ -89,7 +89,7 @@ def validation(weights: Mapping[str, Any]) -> dict[str, Any]:
 def demo_mix(scorer: Scorer) -> dict[str, dict[str, int]]:
     """Tier of each demo prompt at the default quality target, by kind of request."""
     prompts = json.loads(
-        resources.files("proxy").joinpath("data/demo_prompts.json").read_text(encoding="utf-8")
+        resources.files("proxy.demo").joinpath("data/demo_prompts.json").read_text(encoding="utf-8")
     )
     thresholds = scorer.model.operating(DEFAULT_QUALITY_TARGET).thresholds
     mix: dict[str, dict[str, int]] = {}

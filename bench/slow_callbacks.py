@@ -96,8 +96,8 @@ def _serve_debug(app: Any, *, ms: float, load: Any) -> dict[str, Any]:
 
 def run(ms: float, seconds: float, delay_ms: float, concurrency: int) -> dict[str, Any]:
     """Serve under load in debug mode; the slow callbacks asyncio reported, grouped."""
-    from proxy.access_log import configure_access_log
-    from proxy.app import create_app
+    from proxy.ops.access_log import configure_access_log
+    from proxy.server.app import create_app
     from proxy.settings import load_settings
 
     if cpu_prefix(PROXY_CPU):

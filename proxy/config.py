@@ -128,7 +128,7 @@ class CacheConfig(_Strict):
     redis_url: str = "redis://127.0.0.1:6379/0"
     ttl_s: int = Field(default=86400, gt=0)
     prefix: str = "spendgate:cache:"
-    # The root of every Redis key (see proxy.redis_keys); ``prefix`` must lie under it.
+    # The root of every Redis key (see proxy.pipeline.redis_keys); ``prefix`` must lie under it.
     redis_prefix: str = Field(default="spendgate:", min_length=1)
     max_bytes: int = Field(default=DEFAULT_CACHE_BYTES, gt=0)
     lookup_timeout_ms: int = Field(default=50, gt=0)

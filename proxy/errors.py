@@ -20,38 +20,62 @@
         ├── UpstreamConnectionError     502 upstream_unreachable
         └── UpstreamProtocolError       502 upstream_bad_response
 
-Whether an error may be retried (or fallen back from) is data on the class,
-``retryable``, never a guess from message text. Lower-layer exceptions (httpx,
-redis, sqlite) are translated at one boundary each, with ``raise ... from``.
+What an error class means to a client is data, given as class keywords
+(``status``, ``type``, ``code``, ``retryable``) and kept on the class by
+``SpendgateError``; a keyword a class leaves out is its parent's. Whether an
+error may be retried (or fallen back from) is that data too, never a guess
+from message text. Lower-layer exceptions (httpx, redis, sqlite) are
+translated at one boundary each, with ``raise ... from``.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict, Unpack
+
+
+class ErrorFields(TypedDict, total=False):
+    """The optional parts of one error, beside its message."""
+
+    param: str | None
+    code: str | None
+    headers: dict[str, str] | None
 
 
 class SpendgateError(Exception):
-    """Base of every error Spendgate raises on purpose."""
+    """Base of every error Spendgate raises on purpose.
+
+    A subclass declares what it is with class keywords:
+    ``class NotFoundError(RequestError, status=404, type="not_found_error")``.
+    """
 
     status: ClassVar[int] = 500
     type: ClassVar[str] = "server_error"
     default_code: ClassVar[str | None] = None
     retryable: ClassVar[bool] = False
 
-    def __init__(
-        self,
-        message: str,
+    def __init_subclass__(
+        cls,
         *,
-        param: str | None = None,
+        status: int | None = None,
+        type: str | None = None,
         code: str | None = None,
-        headers: dict[str, str] | None = None,
+        retryable: bool | None = None,
+        **kwargs: Any,
     ) -> None:
+        super().__init_subclass__(**kwargs)
+        given = {"status": status, "type": type, "default_code": code, "retryable": retryable}
+        for name, value in given.items():
+            if value is not None:
+                setattr(cls, name, value)
+
+    def __init__(self, message: str, **fields: Unpack[ErrorFields]) -> None:
         super().__init__(message)
+        code = fields.get("code")
         self.message = message
-        self.param = param
+        self.param = fields.get("param")
         self.code = code if code is not None else self.default_code
-        self.headers = headers or {}
+        self.headers = fields.get("headers") or {}
 
     @property
     def http_status(self) -> int:
@@ -77,84 +101,59 @@ class ConfigError(SpendgateError):
         self.problems = problems
 
 
-class RequestError(SpendgateError):
-    status = 400
-    type = "invalid_request_error"
+class RequestError(SpendgateError, status=400, type="invalid_request_error"):
+    """The client's request cannot be served as sent; the message says why."""
 
 
-class AuthenticationError(RequestError):
-    status = 401
-    type = "authentication_error"
-    default_code = "invalid_api_key"
+class AuthenticationError(
+    RequestError, status=401, type="authentication_error", code="invalid_api_key"
+):
+    """A missing or wrong proxy key (or admin key)."""
 
 
-class PermissionDeniedError(RequestError):
-    status = 403
-    type = "permission_error"
+class PermissionDeniedError(RequestError, status=403, type="permission_error"):
+    """Refused whoever asks (the admin surface with no ``auth.admin_key`` set, for one)."""
 
 
-class NotFoundError(RequestError):
-    status = 404
-    type = "not_found_error"
+class NotFoundError(RequestError, status=404, type="not_found_error"):
+    """No such endpoint."""
 
 
-class ModelNotFoundError(NotFoundError):
-    type = "invalid_request_error"
-    default_code = "model_not_found"
+class ModelNotFoundError(NotFoundError, type="invalid_request_error", code="model_not_found"):
+    """No such model; the message lists the available ones."""
 
 
-class MethodNotAllowedError(RequestError):
-    status = 405
-    default_code = "method_not_allowed"
+class MethodNotAllowedError(RequestError, status=405, code="method_not_allowed"):
+    """A known path asked with the wrong method."""
 
 
-class PayloadTooLargeError(RequestError):
-    status = 413
-    default_code = "request_too_large"
+class PayloadTooLargeError(RequestError, status=413, code="request_too_large"):
+    """A body over ``server.max_body_bytes``."""
 
 
-class RateLimitError(RequestError):
-    status = 429
-    type = "rate_limit_error"
-    default_code = "rate_limit_exceeded"
+class RateLimitError(RequestError, status=429, type="rate_limit_error", code="rate_limit_exceeded"):
+    """A key's ``rpm``/``tpm``, or the admin login throttle."""
 
 
-class BudgetExceededError(RateLimitError):
-    type = "budget_exceeded"
-    default_code = "budget_exceeded"
+class BudgetExceededError(RateLimitError, type="budget_exceeded", code="budget_exceeded"):
+    """A budget would be overspent; the message names it and what remains."""
 
 
-class BudgetUnpricedModelError(PermissionDeniedError):
+class BudgetUnpricedModelError(PermissionDeniedError, code="budget_unpriced_model"):
     """A budget applies, but the model's price is unknown: its spend could not be metered."""
 
-    default_code = "budget_unpriced_model"
 
-
-class ClientDisconnectedError(SpendgateError):
+class ClientDisconnectedError(
+    SpendgateError, status=499, type="client_disconnected", code="client_disconnected"
+):
     """The client closed its connection before its answer; the upstream call was cancelled."""
 
-    status = 499
-    type = "client_disconnected"
-    default_code = "client_disconnected"
 
-
-class UpstreamError(SpendgateError):
+class UpstreamError(SpendgateError, status=502, type="upstream_error", retryable=True):
     """The provider failed. The message names the provider, never its key."""
 
-    status = 502
-    type = "upstream_error"
-    retryable = True
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        provider: str,
-        param: str | None = None,
-        code: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message, param=param, code=code, headers=headers)
+    def __init__(self, message: str, *, provider: str, **fields: Unpack[ErrorFields]) -> None:
+        super().__init__(message, **fields)
         self.provider = provider
 
 
@@ -199,25 +198,22 @@ class UpstreamStatusError(UpstreamError):
         return body
 
 
-class UpstreamAuthError(UpstreamError):
+class UpstreamAuthError(UpstreamError, retryable=False, code="upstream_auth_failed"):
     """The provider refused the proxy's own credentials: an operator's problem, not retried."""
 
-    retryable = False
-    default_code = "upstream_auth_failed"
+
+class UpstreamTimeoutError(
+    UpstreamError, status=504, type="upstream_timeout", code="upstream_timeout"
+):
+    """No answer in time (the provider's read timeout, or the routing deadline)."""
 
 
-class UpstreamTimeoutError(UpstreamError):
-    status = 504
-    type = "upstream_timeout"
-    default_code = "upstream_timeout"
+class UpstreamConnectionError(UpstreamError, code="upstream_unreachable"):
+    """The provider could not be reached."""
 
 
-class UpstreamConnectionError(UpstreamError):
-    default_code = "upstream_unreachable"
-
-
-class UpstreamProtocolError(UpstreamError):
-    default_code = "upstream_bad_response"
+class UpstreamProtocolError(UpstreamError, code="upstream_bad_response"):
+    """The provider's answer could not be read."""
 
 
 def is_retryable(exc: BaseException) -> bool:

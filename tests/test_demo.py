@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from pricing.ledger import LedgerRow, audit, open_ledger, summary, with_costs
-from proxy.demo_report import (
+from proxy.demo.report import (
     attempted_models,
     build_report,
     format_report,
@@ -29,7 +29,7 @@ from proxy.demo_report import (
     usd,
     wait_for_rows,
 )
-from proxy.demo_workload import Models, Progress, load_prompts, plan_workload
+from proxy.demo.workload import Models, Progress, load_prompts, plan_workload
 
 DEMO_TIMEOUT_S = 60
 NEUTRAL = ("user", "metadata", "store")
@@ -302,5 +302,5 @@ def test_the_report_reads_only_this_replay_from_the_ledger(tmp_path: Path) -> No
 
 def test_the_prompts_ship_with_the_package() -> None:
     pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
-    patterns = pyproject["tool"]["setuptools"]["package-data"]["proxy"]
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["proxy.demo"]
     assert any(fnmatch.fnmatch("data/demo_prompts.json", p) for p in patterns), patterns

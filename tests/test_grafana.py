@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from proxy.metrics import Metrics
+from proxy.pipeline.metrics import Metrics
 
 GRAFANA = Path(__file__).resolve().parents[1] / "deploy" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "spendgate.json"
@@ -71,7 +71,7 @@ def test_every_metric_the_dashboard_queries_is_exported() -> None:
     known = exposed_names()
     used = set().union(*(referenced_metrics(e) for e in expressions()))
     assert used, "the dashboard queries no Spendgate metric"
-    assert used <= known, f"not exported by proxy/metrics.py: {sorted(used - known)}"
+    assert used <= known, f"not exported by proxy/pipeline/metrics.py: {sorted(used - known)}"
 
 
 def test_the_promql_parses_and_selects_only_exported_series() -> None:

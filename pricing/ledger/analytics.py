@@ -1,7 +1,7 @@
 """Aggregates behind the dashboard, read from the ledger's rollup on SQLite and PostgreSQL.
 
 Every function takes a store and a [start, end) window and returns frozen
-values. Whole hours and days come from the rollup (:mod:`pricing.ledger.rollup`),
+values (spend over time: :mod:`pricing.ledger.timeseries`). Whole hours and days come from the rollup (:mod:`pricing.ledger.rollup`),
 the partial hours at the window's edges from raw rows, so every count and
 sum is exact for any bounds. Money follows the summary's convention: cost,
 baseline and savings sum only priced rows (``savings IS NOT NULL``), so the
@@ -16,7 +16,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from pricing.ledger import rollup
@@ -28,7 +28,7 @@ from pricing.ledger.store import LedgerStore
 GroupColumn = Literal["agent", "workflow", "step", "served_model"]
 GROUP_COLUMNS: frozenset[str] = frozenset({"agent", "workflow", "step", "served_model"})
 
-_PRICED = "savings IS NOT NULL"
+PRICED = "savings IS NOT NULL"
 # One covering index on ts: the raw rows at a window's edges (and the
 # timeseries' sub-hour buckets) are read from it alone.
 _SPAN_INDEX = (
@@ -45,28 +45,7 @@ _OBSOLETE_INDEXES = (
     "dash_model",
     "dash_route",
 )
-_COUNT = rollup.COUNTERS.index
-
-
-@dataclass(frozen=True, slots=True)
-class Bucket:
-    """One time bucket [start, start + width): money in micro-dollars."""
-
-    start: datetime
-    requests: int
-    cost: int
-    baseline_cost: int
-    savings: int
-    exact_hits: int
-    semantic_hits: int
-
-    @property
-    def exact_rate(self) -> float:
-        return self.exact_hits / self.requests if self.requests else 0.0
-
-    @property
-    def semantic_rate(self) -> float:
-        return self.semantic_hits / self.requests if self.requests else 0.0
+COUNT = rollup.COUNTERS.index
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,14 +93,16 @@ class ErrorCount:
     requests: int
 
 
-def _sql_store(store: LedgerStore) -> SqlLedgerStore:
+def sql_store_of(store: LedgerStore) -> SqlLedgerStore:
+    """``store`` as the SQL store the aggregates query (SQLite or PostgreSQL)."""
     if not isinstance(store, SqlLedgerStore):
         raise TypeError(f"analytics needs a SQL ledger store, not {type(store).__name__}")
     return store
 
 
-def _run(store: LedgerStore, sql: str, params: Sequence[Any]) -> list[Any]:
-    sql_store = _sql_store(store)
+def run_sql(store: LedgerStore, sql: str, params: Sequence[Any]) -> list[Any]:
+    """The rows of ``sql`` (``{p}`` for each placeholder) on ``store``."""
+    sql_store = sql_store_of(store)
     # The store's one query path: connection handling and error translation.
     return sql_store._query(sql.replace("{p}", sql_store.ph), params)
 
@@ -135,7 +116,7 @@ def ensure_indexes(store: LedgerStore) -> None:
     the rollup answers those, and each index slows every append.
     """
     name = f"{ROWS_TABLE}_dash_span_idx"
-    postgres = _sql_store(store).ph == "%s"
+    postgres = sql_store_of(store).ph == "%s"
     if postgres:
         sql = (
             "SELECT indexname FROM pg_indexes "
@@ -143,15 +124,15 @@ def ensure_indexes(store: LedgerStore) -> None:
         )
     else:
         sql = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = {p}"
-    existing = {str(r[0]) for r in _run(store, sql, [ROWS_TABLE])}
+    existing = {str(r[0]) for r in run_sql(store, sql, [ROWS_TABLE])}
     for old in _OBSOLETE_INDEXES:
         if f"{ROWS_TABLE}_{old}_idx" in existing:
-            _run(store, f"DROP INDEX IF EXISTS {ROWS_TABLE}_{old}_idx", [])
+            run_sql(store, f"DROP INDEX IF EXISTS {ROWS_TABLE}_{old}_idx", [])
             if postgres:
-                _run(store, f"DROP STATISTICS IF EXISTS {ROWS_TABLE}_{old}_stat", [])
+                run_sql(store, f"DROP STATISTICS IF EXISTS {ROWS_TABLE}_{old}_stat", [])
     if name not in existing:
-        _run(store, f"CREATE INDEX IF NOT EXISTS {name} ON {ROWS_TABLE} ({_SPAN_INDEX})", [])
-        _run(store, f"ANALYZE {ROWS_TABLE}", [])
+        run_sql(store, f"CREATE INDEX IF NOT EXISTS {name} ON {ROWS_TABLE} ({_SPAN_INDEX})", [])
+        run_sql(store, f"ANALYZE {ROWS_TABLE}", [])
 
 
 class _Sums:
@@ -177,7 +158,7 @@ def _cells(
     workflow: str | None = None,
 ) -> dict[tuple[str, str], _Sums]:
     """The window's (k1, k2) cells of ``kind``: rollup and raw edges summed."""
-    sql_store = _sql_store(store)
+    sql_store = sql_store_of(store)
     run, ph = sql_store._query, sql_store.ph
     out: dict[tuple[str, str], _Sums] = {}
     buckets = len(rollup.LATENCY_BOUNDS)
@@ -208,92 +189,6 @@ def _cells(
 
 def _window_plan(start: datetime, end: datetime) -> Plan:
     return rollup.plan(ts_to_us(start), ts_to_us(end))
-
-
-def timeseries(
-    store: LedgerStore,
-    *,
-    start: datetime,
-    end: datetime,
-    width: timedelta,
-    tenant: str | None = None,
-) -> list[Bucket]:
-    """Spend, baseline, savings and cache hits per bucket of ``width``, gaps as zeros.
-
-    Buckets are aligned on ``start``; the last one may be cut short by ``end``.
-    The whole hours inside a bucket come from the rollup, the rest from rows.
-    """
-    width_us = int(width // timedelta(microseconds=1))
-    if width_us <= 0:
-        raise ValueError("bucket width must be positive")
-    start_us, end_us = ts_to_us(start), ts_to_us(end)
-    count = -(-(end_us - start_us) // width_us)
-    sums = [[0] * 6 for _ in range(count)]
-    hours: dict[int, tuple[int, int]] = {}
-    raw: list[tuple[int, int, int]] = []
-    for i in range(count):
-        lo, hi = start_us + i * width_us, min(start_us + (i + 1) * width_us, end_us)
-        covered = rollup.plan(lo, hi)
-        if covered.rollup:
-            hours[i] = (covered.rollup[0][1], covered.rollup[-1][2])
-        raw.extend((i, a, b) for a, b in covered.raw)
-    if hours:
-        _hourly_buckets(store, sums, hours, start_us, width_us, tenant)
-    for i, *values in _raw_buckets(store, raw, tenant):
-        for j, v in enumerate(values):
-            sums[int(i)][j] += int(v)
-    return [Bucket(start + i * width, *sums[i]) for i in range(count)]
-
-
-_SERIES = tuple(
-    _COUNT(c)
-    for c in ("requests", "cost", "baseline_cost", "savings", "exact_hits", "semantic_hits")
-)
-
-
-def _hourly_buckets(
-    store: LedgerStore,
-    sums: list[list[int]],
-    hours: dict[int, tuple[int, int]],
-    start_us: int,
-    width_us: int,
-    tenant: str | None,
-) -> None:
-    """Add each bucket's whole hours, read from the hourly rollup in one query."""
-    sql_store = _sql_store(store)
-    lo, hi = min(a for a, _ in hours.values()), max(b for _, b in hours.values())
-    for _, hour, _, _, counts, _ in rollup.read_cells(
-        sql_store._query, sql_store.ph, kind="total", spans=[("h", lo, hi)], tenant=tenant
-    ):
-        i = (hour - start_us) // width_us
-        # An hour straddling two buckets is read from rows by both instead.
-        if i in hours and hours[i][0] <= hour < hours[i][1]:
-            for j, c in enumerate(_SERIES):
-                sums[i][j] += counts[c]
-
-
-def _raw_buckets(
-    store: LedgerStore, pieces: Sequence[tuple[int, int, int]], tenant: str | None
-) -> list[Any]:
-    """(bucket index, six sums) of the rows in each (index, from, to) piece."""
-    parts: list[str] = []
-    params: list[Any] = []
-    for i, lo, hi in pieces:
-        where = "ts >= {p} AND ts < {p}" + ("" if tenant is None else " AND tenant = {p}")
-        params.extend([lo, hi] if tenant is None else [lo, hi, tenant])
-        # One range aggregate per piece, glued with UNION ALL: each reads its
-        # own slice of the ts index, where a GROUP BY on a computed bucket
-        # would sort every row.
-        parts.append(
-            f"SELECT {i}, COUNT(*), "
-            f"COALESCE(SUM(CASE WHEN {_PRICED} THEN cost END), 0), "
-            f"COALESCE(SUM(CASE WHEN {_PRICED} THEN baseline_cost END), 0), "
-            "COALESCE(SUM(savings), 0), "
-            "COALESCE(SUM(CASE WHEN cache_status = 'exact' THEN 1 ELSE 0 END), 0), "
-            "COALESCE(SUM(CASE WHEN cache_status = 'semantic' THEN 1 ELSE 0 END), 0) "
-            f"FROM {ROWS_TABLE} WHERE {where}"
-        )
-    return _run(store, " UNION ALL ".join(parts), params) if parts else []
 
 
 def group_stats(
@@ -338,19 +233,19 @@ def group_stats(
 
 def _stats(key: str | None, sums: _Sums) -> GroupStats:
     c = sums.counts
-    n = c[_COUNT("requests")]
+    n = c[COUNT("requests")]
     bounds = rollup.LATENCY_BOUNDS
     hist = [(bounds[i], count) for i, count in enumerate(sums.dense) if count]
     return GroupStats(
         key=key,
         requests=n,
-        tokens=c[_COUNT("tokens")],
-        cost=c[_COUNT("cost")],
-        savings=c[_COUNT("savings")],
-        errors=c[_COUNT("errors")],
-        rerouted=c[_COUNT("rerouted")],
-        upstream_ms_sum=c[_COUNT("upstream_ms")],
-        proxy_ms_sum=c[_COUNT("proxy_ms")],
+        tokens=c[COUNT("tokens")],
+        cost=c[COUNT("cost")],
+        savings=c[COUNT("savings")],
+        errors=c[COUNT("errors")],
+        rerouted=c[COUNT("rerouted")],
+        upstream_ms_sum=c[COUNT("upstream_ms")],
+        proxy_ms_sum=c[COUNT("proxy_ms")],
         p50_ms=nearest_rank(hist, n, 50),
         p95_ms=nearest_rank(hist, n, 95),
     )

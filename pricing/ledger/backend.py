@@ -9,7 +9,7 @@ and the writer spills the batch.
 
 :class:`StoreBackend` does this in a worker thread of the calling process;
 the proxy's default runs the same steps in a separate process
-(``proxy.ledger_process``), so that hashing, rollups and SQL never compete
+(``proxy.server.ledger_process``), so that hashing, rollups and SQL never compete
 with the event loop for the GIL.
 """
 

@@ -1,7 +1,8 @@
 """The Anthropic provider: OpenAI chat-completions to the Messages API and back.
 
-Requests become ``POST {base}/v1/messages`` (this module); answers, streams and
-errors are read by ``proxy.providers.anthropic_stream``. Translation choices:
+Requests become ``POST {base}/v1/messages``: the body here, its messages in
+``anthropic_turns``. Whole answers are read by ``anthropic_answer``, streams by
+``anthropic_stream``, errors by ``anthropic_errors``. Translation choices:
 
 - ``system`` and ``developer`` messages, wherever they appear, become the
   top-level ``system`` text blocks, in order.
@@ -38,18 +39,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from proxy.errors import RequestError, UpstreamStatusError
-from proxy.providers.anthropic_stream import (
-    AnthropicStreamTranslator,
-    chat_completion,
-    error_from_response,
-)
-from proxy.providers.base import ChatResult, ProviderSettings, UpstreamRequest
+from proxy.providers.anthropic_answer import chat_completion
+from proxy.providers.anthropic_errors import error_from_response
+from proxy.providers.anthropic_stream import AnthropicStreamTranslator
+from proxy.providers.anthropic_turns import Block, system_and_turns
+from proxy.providers.base import ChatCall, ChatResult, ProviderSettings, UpstreamRequest
+from proxy.providers.endpoint import JSON, Endpoint
 
 ANTHROPIC_VERSION = "2023-06-01"
 JSON_OBJECT_INSTRUCTION = "Respond with a single valid JSON object and nothing else."
-IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
-
-Block = dict[str, Any]
 
 
 class AnthropicProvider:
@@ -58,41 +56,33 @@ class AnthropicProvider:
     def __init__(self, settings: ProviderSettings, *, default_max_tokens: int = 4096) -> None:
         self.settings = settings
         self.default_max_tokens = default_max_tokens
+        # Configured headers may pin another API version or add anthropic-beta.
+        self._endpoint = Endpoint(
+            settings,
+            root=_api_root(settings.base_url),
+            key_header="x-api-key",
+            defaults={"anthropic-version": ANTHROPIC_VERSION},
+            fixed={"content-type": JSON},
+            lower_configured=True,
+        )
+        self._messages_url = self._endpoint.url(MESSAGES_PATH)
 
     def build_chat_request(
-        self,
-        body: dict[str, Any],
-        *,
-        raw: bytes,
-        upstream_model: str,
-        stream: bool,
-        client_key: str | None,
+        self, call: ChatCall, *, upstream_model: str, stream: bool
     ) -> UpstreamRequest:
-        """The ``POST /v1/messages`` request for an OpenAI chat-completions ``body``.
+        """The ``POST /v1/messages`` request for an OpenAI chat-completions call.
 
-        Raises ``RequestError`` naming the parameter Anthropic cannot honour.
+        The body is always translated (``call.raw`` is not used). Raises
+        ``RequestError`` naming the parameter Anthropic cannot honour.
         """
-        del raw  # the body always needs translating
         payload = build_messages_body(
-            body, model=upstream_model, stream=stream, default_max_tokens=self.default_max_tokens
+            call.body,
+            model=upstream_model,
+            stream=stream,
+            default_max_tokens=self.default_max_tokens,
         )
-        return UpstreamRequest(
-            method="POST",
-            url=messages_url(self.settings.base_url),
-            headers=self._headers(client_key),
-            content=json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode(),
-        )
-
-    def _headers(self, client_key: str | None) -> dict[str, str]:
-        headers = {"anthropic-version": ANTHROPIC_VERSION}
-        # Configured headers may pin another API version or add anthropic-beta.
-        headers.update({k.lower(): v for k, v in self.settings.headers.items()})
-        forwarded = client_key if self.settings.forward_client_key else None
-        key = forwarded or self.settings.api_key
-        if key:
-            headers["x-api-key"] = key
-        headers["content-type"] = "application/json"
-        return headers
+        content = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        return self._endpoint.post(self._messages_url, content, client_key=call.client_key)
 
     def parse_chat_response(self, content: bytes, *, model: str) -> ChatResult:
         """The ``chat.completion`` for a 2xx Messages API body, labelled ``model``."""
@@ -112,9 +102,16 @@ class AnthropicProvider:
         )
 
 
+MESSAGES_PATH = "v1/messages"
+
+
+def _api_root(base_url: str) -> str:
+    return base_url.rstrip("/").removesuffix("/v1")
+
+
 def messages_url(base_url: str) -> str:
     """``{base}/v1/messages``, for a base given with or without ``/v1`` or a final slash."""
-    return base_url.rstrip("/").removesuffix("/v1") + "/v1/messages"
+    return f"{_api_root(base_url)}/{MESSAGES_PATH}"
 
 
 def build_messages_body(
@@ -125,7 +122,7 @@ def build_messages_body(
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise RequestError("messages must be a non-empty array", param="messages")
-    system, turns = _system_and_turns(messages)
+    system, turns = system_and_turns(messages)
     out: dict[str, Any] = {
         "model": model,
         "max_tokens": _max_tokens(body, default_max_tokens),
@@ -203,156 +200,6 @@ def _output_format(body: Mapping[str, Any], system: list[Block]) -> dict[str, An
             )
         return {"output_config": {"format": {"type": "json_schema", "schema": schema}}}
     raise RequestError(f"response_format type {kind!r} is not supported", param="response_format")
-
-
-def _system_and_turns(messages: list[Any]) -> tuple[list[Block], list[dict[str, Any]]]:
-    system: list[Block] = []
-    turns: list[dict[str, Any]] = []
-    for i, message in enumerate(messages):
-        where = f"messages[{i}]"
-        if not isinstance(message, dict):
-            raise RequestError(f"{where} must be an object", param=where)
-        role = message.get("role")
-        if role in ("system", "developer"):
-            system.extend(_text_blocks(message.get("content"), where))
-            continue
-        if role == "user":
-            turn = ("user", _user_blocks(message.get("content"), where))
-        elif role == "assistant":
-            turn = ("assistant", _assistant_blocks(message, where))
-        elif role == "tool":
-            turn = ("user", [_tool_result(message, where)])
-        else:
-            raise RequestError(f"{where}.role {role!r} is not supported", param=f"{where}.role")
-        if not turn[1]:
-            continue
-        if turns and turns[-1]["role"] == turn[0]:
-            turns[-1]["content"].extend(turn[1])
-        else:
-            turns.append({"role": turn[0], "content": turn[1]})
-    if not turns:
-        raise RequestError("messages must hold a user or assistant message", param="messages")
-    return system, turns
-
-
-def _parts(content: Any, where: str) -> list[dict[str, Any]]:
-    if content is None:
-        return []
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}]
-    if isinstance(content, list) and all(isinstance(p, dict) for p in content):
-        return content
-    raise RequestError(f"{where}.content must be a string or an array of parts", param=where)
-
-
-def _text_block(part: dict[str, Any], where: str) -> Block | None:
-    text = part.get("text", part.get("refusal"))
-    if not isinstance(text, str):
-        raise RequestError(f"{where} text part has no text", param=where)
-    if not text:
-        return None
-    return _keep_cache_control(part, {"type": "text", "text": text})
-
-
-def _text_blocks(content: Any, where: str) -> list[Block]:
-    blocks: list[Block] = []
-    for j, part in enumerate(_parts(content, where)):
-        if part.get("type") not in ("text", "refusal"):
-            raise RequestError(
-                f"{where}.content[{j}] must be text", param=f"{where}.content[{j}].type"
-            )
-        block = _text_block(part, f"{where}.content[{j}]")
-        if block is not None:
-            blocks.append(block)
-    return blocks
-
-
-def _user_blocks(content: Any, where: str) -> list[Block]:
-    blocks: list[Block] = []
-    for j, part in enumerate(_parts(content, where)):
-        at = f"{where}.content[{j}]"
-        kind = part.get("type")
-        if kind == "text":
-            block = _text_block(part, at)
-        elif kind == "image_url":
-            block = _image_block(part, at)
-        else:
-            raise RequestError(
-                f"content part type {kind!r} is not supported by anthropic models",
-                param=f"{at}.type",
-            )
-        if block is not None:
-            blocks.append(block)
-    return blocks
-
-
-def _image_block(part: dict[str, Any], where: str) -> Block:
-    image = part.get("image_url")
-    url = image.get("url") if isinstance(image, dict) else image
-    if not isinstance(url, str) or not url:
-        raise RequestError(f"{where}.image_url.url is missing", param=f"{where}.image_url")
-    if url.startswith("data:"):
-        header, sep, data = url[5:].partition(",")
-        media_type, _, encoding = header.partition(";")
-        if not sep or encoding != "base64" or media_type not in IMAGE_MEDIA_TYPES:
-            raise RequestError(
-                "image data URLs must be base64 JPEG, PNG, GIF or WebP",
-                param=f"{where}.image_url",
-            )
-        source = {"type": "base64", "media_type": media_type, "data": data}
-    else:
-        source = {"type": "url", "url": url}
-    return _keep_cache_control(part, {"type": "image", "source": source})
-
-
-def _keep_cache_control(part: dict[str, Any], block: Block) -> Block:
-    if isinstance(part.get("cache_control"), dict):
-        block["cache_control"] = part["cache_control"]
-    return block
-
-
-def _assistant_blocks(message: dict[str, Any], where: str) -> list[Block]:
-    blocks = _text_blocks(message.get("content"), where)
-    calls = message.get("tool_calls") or []
-    if not isinstance(calls, list):
-        raise RequestError(f"{where}.tool_calls must be an array", param=f"{where}.tool_calls")
-    for k, call in enumerate(calls):
-        at = f"{where}.tool_calls[{k}]"
-        function = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(function, dict) or not isinstance(call.get("id"), str):
-            raise RequestError(f"{at} needs an id and a function", param=at)
-        arguments = function.get("arguments") or "{}"
-        try:
-            parsed = json.loads(arguments) if isinstance(arguments, str) else arguments
-        except ValueError as exc:
-            raise RequestError(
-                f"{at}.function.arguments is not valid JSON", param=f"{at}.function.arguments"
-            ) from exc
-        if not isinstance(parsed, dict):
-            raise RequestError(
-                f"{at}.function.arguments must be a JSON object",
-                param=f"{at}.function.arguments",
-            )
-        blocks.append(
-            {"type": "tool_use", "id": call["id"], "name": function.get("name"), "input": parsed}
-        )
-    return blocks
-
-
-def _tool_result(message: dict[str, Any], where: str) -> Block:
-    call_id = message.get("tool_call_id")
-    if not isinstance(call_id, str) or not call_id:
-        raise RequestError(f"{where}.tool_call_id is missing", param=f"{where}.tool_call_id")
-    block: Block = {"type": "tool_result", "tool_use_id": call_id}
-    content = message.get("content")
-    if isinstance(content, str):
-        if content:
-            block["content"] = content
-    else:
-        text = _text_blocks(content, where)
-        if text:
-            block["content"] = text
-    return block
 
 
 def _tools(body: Mapping[str, Any]) -> dict[str, Any]:

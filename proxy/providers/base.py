@@ -2,22 +2,25 @@
 
 A provider is a set of pure transforms between OpenAI's chat-completions
 format (what clients speak) and its upstream's wire format. It never does I/O:
-``proxy.upstream`` sends what ``build_chat_request`` returns over the pooled
-httpx client and feeds the answer back to ``parse_chat_response`` or to a
+``proxy.pipeline.upstream`` sends what ``build_chat_request`` returns over the
+pooled client and feeds the answer back to ``parse_chat_response`` or to a
 ``StreamTranslator``. That keeps each provider testable with plain values.
+Where a request goes and the headers it carries come from one place for
+every provider, ``proxy.providers.endpoint``.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pricing.usage import Usage
 from proxy.errors import UpstreamStatusError
-from proxy.sse import SSEEvent
+from proxy.providers.sse import SSEEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,22 +64,37 @@ class StreamChunk:
     raw: str | None = None
 
 
-class StreamTranslator(Protocol):
-    """Turns one upstream stream's SSE events into OpenAI chunks."""
+class StreamTranslator(ABC):
+    """Turns one upstream stream's SSE events into OpenAI chunks.
 
+    A provider's translator implements ``feed``, which sets ``_usage`` when
+    the upstream reports it and ``_finished`` at its complete end.
+    """
+
+    _usage: Usage | None = None
+    _finished: bool = False
+
+    @abstractmethod
     def feed(self, event: SSEEvent) -> list[StreamChunk]:
         """Chunks for one upstream event. Raises ``UpstreamError`` on an error event."""
-        ...
 
     @property
     def finished(self) -> bool:
         """Whether the upstream signalled a complete end of stream."""
-        ...
+        return self._finished
 
     @property
     def usage(self) -> Usage | None:
         """Usage reported by the upstream, once it has arrived."""
-        ...
+        return self._usage
+
+
+class ChatCall(Protocol):
+    """A client's chat request as a provider reads it (the pipeline's exchange is one)."""
+
+    body: dict[str, Any]  # the parsed JSON body
+    raw: bytes  # the body's bytes as the client sent them
+    client_key: str | None  # the key the client presented, if any
 
 
 MAX_RETRY_AFTER_S = 3600.0
@@ -117,18 +135,11 @@ class Provider(Protocol):
     settings: ProviderSettings
 
     def build_chat_request(
-        self,
-        body: dict[str, Any],
-        *,
-        raw: bytes,
-        upstream_model: str,
-        stream: bool,
-        client_key: str | None,
+        self, call: ChatCall, *, upstream_model: str, stream: bool
     ) -> UpstreamRequest:
-        """The upstream request for an OpenAI chat-completions ``body``.
+        """The upstream request for an OpenAI chat-completions call.
 
-        ``raw`` is the client's original bytes of ``body``: a provider that
-        needs no change to it sends those bytes as they are.
+        A provider that needs no change to the body sends ``call.raw`` as it is.
         """
         ...
 

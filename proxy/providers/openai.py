@@ -15,16 +15,17 @@ from typing import Any
 from pricing.usage import Usage
 from proxy.errors import UpstreamProtocolError, UpstreamStatusError
 from proxy.providers.base import (
+    ChatCall,
     ChatResult,
     ProviderSettings,
     StreamChunk,
+    StreamTranslator,
     UpstreamRequest,
     redact,
     retry_after_of,
 )
-from proxy.sse import SSEEvent
-
-_JSON = "application/json"
+from proxy.providers.endpoint import JSON, Endpoint
+from proxy.providers.sse import SSEEvent
 
 
 def usage_from_openai(raw: Mapping[str, Any] | None) -> Usage | None:
@@ -69,22 +70,12 @@ def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-class OpenAIStreamTranslator:
+class OpenAIStreamTranslator(StreamTranslator):
     """Relays OpenAI chunks unchanged, watching for usage and the end."""
 
     def __init__(self, provider: str, *, secrets: tuple[str, ...] = ()) -> None:
         self._provider = provider
         self._secrets = secrets
-        self._usage: Usage | None = None
-        self._finished = False
-
-    @property
-    def finished(self) -> bool:
-        return self._finished
-
-    @property
-    def usage(self) -> Usage | None:
-        return self._usage
 
     def feed(self, event: SSEEvent) -> list[StreamChunk]:
         data = event.data
@@ -121,27 +112,20 @@ class OpenAIProvider:
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
-        self._base = settings.base_url.rstrip("/")
-
-    def _headers(self, client_key: str | None) -> dict[str, str]:
-        headers = {"content-type": _JSON, "accept": _JSON}
-        headers.update(self.settings.headers)
-        key = client_key if self.settings.forward_client_key and client_key else None
-        key = key or self.settings.api_key
-        if key:
-            headers["authorization"] = f"Bearer {key}"
-        return headers
+        self._endpoint = Endpoint(
+            settings,
+            root=settings.base_url.rstrip("/"),
+            key_header="authorization",
+            key_prefix="Bearer ",
+            defaults={"content-type": JSON, "accept": JSON},
+            streaming={"accept": "text/event-stream"},
+        )
+        self._chat_url = self._endpoint.url("chat/completions")
 
     def build_chat_request(
-        self,
-        body: dict[str, Any],
-        *,
-        raw: bytes,
-        upstream_model: str,
-        stream: bool,
-        client_key: str | None,
+        self, call: ChatCall, *, upstream_model: str, stream: bool
     ) -> UpstreamRequest:
-        content = raw
+        body, content = call.body, call.raw
         changed = body.get("model") != upstream_model
         options = body.get("stream_options")
         needs_usage = stream and not (isinstance(options, dict) and options.get("include_usage"))
@@ -151,10 +135,9 @@ class OpenAIProvider:
                 extra = options if isinstance(options, dict) else {}
                 body["stream_options"] = {**extra, "include_usage": True}
             content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-        headers = self._headers(client_key)
-        if stream:
-            headers["accept"] = "text/event-stream"
-        return UpstreamRequest("POST", f"{self._base}/chat/completions", headers, content)
+        return self._endpoint.post(
+            self._chat_url, content, client_key=call.client_key, stream=stream
+        )
 
     def build_passthrough_request(
         self, path: str, raw: bytes, *, client_key: str | None, body: dict[str, Any] | None = None
@@ -166,7 +149,7 @@ class OpenAIProvider:
         content = raw
         if body is not None:
             content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-        return UpstreamRequest("POST", f"{self._base}/{path}", self._headers(client_key), content)
+        return self._endpoint.post(self._endpoint.url(path), content, client_key=client_key)
 
     def parse_chat_response(self, content: bytes, *, model: str) -> ChatResult:
         try:

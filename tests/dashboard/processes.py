@@ -18,7 +18,7 @@ __all__ = ["REPO", "start_proxy", "start_simulator"]
 
 
 def start_simulator(workdir: Path) -> tuple[Process, str]:
-    """``python -m proxy.simulator --port 0``; its base URL from the listening line."""
+    """``python -m proxy.demo.simulator --port 0``; its base URL from the listening line."""
     sim = start_simulator_process(workdir)
     return sim.process, sim.base_url
 

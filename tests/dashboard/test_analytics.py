@@ -16,10 +16,10 @@ from pricing.ledger.analytics import (
     group_stats,
     nearest_rank,
     route_counts,
-    timeseries,
 )
 from pricing.ledger.schema import ROWS_TABLE
 from pricing.ledger.sql_store import SqlLedgerStore
+from pricing.ledger.timeseries import timeseries
 from tests.dashboard.ledger_rows import END, HOUR, SPECS, T0, make_row, sample_rows
 
 

@@ -15,8 +15,8 @@ import pytest
 
 from pricing.cost import format_micro
 from pricing.ledger import LedgerStore
-from proxy.app import create_app
-from proxy.dashboard import session
+from proxy.ops.dashboard import session
+from proxy.server.app import create_app
 from proxy.settings import Settings, parse_config
 from tests.dashboard.ledger_rows import SPECS, make_row, sample_rows
 

@@ -13,9 +13,9 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from proxy.app import create_app
 from proxy.errors import RateLimitError
-from proxy.login_throttle import LoginThrottle
+from proxy.ops.login_throttle import LoginThrottle
+from proxy.server.app import create_app
 from proxy.settings import Settings, parse_config
 
 pytestmark = pytest.mark.anyio

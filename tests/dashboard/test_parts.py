@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from proxy.dashboard import session
-from proxy.dashboard.svg import Series, int_ticks, line_chart, stacked_bars
-from proxy.dashboard.window import MAX_BUCKETS, bucket_width, window_for
 from proxy.errors import RequestError
+from proxy.ops.dashboard import session
+from proxy.ops.dashboard.svg import Series, int_ticks, line_chart, stacked_bars
+from proxy.ops.dashboard.window import MAX_BUCKETS, bucket_width, window_for
 
 NOW = datetime(2026, 11, 27, 9, 30, 15, tzinfo=UTC)
 

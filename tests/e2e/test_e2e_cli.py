@@ -124,7 +124,7 @@ def test_check_config_on_unparseable_yaml_exits_1(checked: dict[str, Checked]) -
     assert f"{result.path}: not valid YAML" in result.stderr
 
 
-def test_serve_without_config_or_keys_starts_and_names_the_missing_providers(
+def test_serve_without_config_or_keys_names_the_missing_providers_and_where_it_listens(
     tmp_path: Path,
 ) -> None:
     port = free_port()
@@ -145,4 +145,6 @@ def test_serve_without_config_or_keys_starts_and_names_the_missing_providers(
     assert "provider missing: openai (set OPENAI_API_KEY)" in stderr
     assert "provider missing: anthropic (set ANTHROPIC_API_KEY)" in stderr
     assert "no provider configured" in stderr
+    assert f"listening on http://127.0.0.1:{port} (Ctrl-C to stop)\n" in stderr
+    assert f"\n  export OPENAI_BASE_URL=http://127.0.0.1:{port}/v1\n" in stderr
     assert process.popen.returncode is not None

@@ -13,7 +13,7 @@ from tests.support.servers import start_simulator
 
 @pytest.fixture
 def simulator(tmp_path: Path) -> Iterator[str]:
-    """``python -m proxy.simulator --port 0``; yields its OpenAI base URL."""
+    """``python -m proxy.demo.simulator --port 0``; yields its OpenAI base URL."""
     workdir = tmp_path / "sim"
     sim = start_simulator(workdir, env=env_with_tmpdir(workdir))
     try:

@@ -1,6 +1,6 @@
 """What the routing end-to-end tests add to the shared processes.
 
-Two ``python -m proxy.simulator`` processes act as two providers, so a
+Two ``python -m proxy.demo.simulator`` processes act as two providers, so a
 fallback to "the same tier on another provider" is visible in each one's
 counters. A proxy's ledger is read back after a SIGTERM, which flushes it.
 """

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from proxy.access_log import ACCESS_LOGGER
+from proxy.ops.access_log import ACCESS_LOGGER
 from tests.hostile.support import ANTHROPIC_KEY, UPSTREAM_KEY, healthy_upstream
 from tests.proxy.support import make_settings, proxy_client
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-import proxy.auth
+import proxy.pipeline.auth
 from pricing.ledger import create_key, open_ledger
 from proxy.config import AuthConfig
 from proxy.errors import AuthenticationError
@@ -176,7 +176,7 @@ def test_the_authenticator_holds_digests_and_compares_the_admin_key_in_constant_
 ) -> None:
 
     digest_only = hashlib.sha256(b"only-the-digest-is-configured").hexdigest()
-    auth = proxy.auth.Authenticator(
+    auth = proxy.pipeline.auth.Authenticator(
         AuthConfig.model_validate(
             {
                 "admin_key": ADMIN_KEY,
@@ -200,7 +200,7 @@ def test_the_authenticator_holds_digests_and_compares_the_admin_key_in_constant_
         calls.append((a, b))
         return original(a, b)
 
-    monkeypatch.setattr(hmac, "compare_digest", spy)  # the module proxy.auth calls through
+    monkeypatch.setattr(hmac, "compare_digest", spy)  # the module proxy.pipeline.auth calls through
     auth.authenticate_admin(ADMIN_KEY)
     with pytest.raises(AuthenticationError):
         auth.authenticate_admin(KEY_A)

@@ -8,7 +8,7 @@ import logging
 import httpx
 import pytest
 
-from proxy.access_log import ACCESS_LOGGER
+from proxy.ops.access_log import ACCESS_LOGGER
 from tests.proxy.support import Recorder, completion, make_settings, proxy_client
 
 pytestmark = pytest.mark.anyio
@@ -57,7 +57,7 @@ async def test_log_content_adds_the_messages(caplog: pytest.LogCaptureFixture) -
 def test_batched_handler_writes_whole_lines_in_batches() -> None:
     import io
 
-    from proxy.access_log import BatchedLineHandler
+    from proxy.ops.access_log import BatchedLineHandler
 
     stream = io.StringIO()
     handler = BatchedLineHandler(stream, max_lines=3, max_delay_s=3600)

@@ -18,8 +18,8 @@ from contextlib import asynccontextmanager
 import pytest
 
 from proxy.errors import UpstreamConnectionError
+from proxy.pipeline.upstream import UpstreamClients
 from proxy.providers.base import UpstreamRequest
-from proxy.upstream import UpstreamClients
 from tests.support.processes import free_port
 
 pytestmark = pytest.mark.anyio

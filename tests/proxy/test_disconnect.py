@@ -10,9 +10,9 @@ import anyio
 import httpx
 import pytest
 
-from proxy.app import create_app
-from proxy.disconnect import unless_disconnected
 from proxy.errors import ClientDisconnectedError
+from proxy.pipeline.disconnect import unless_disconnected
+from proxy.server.app import create_app
 from tests.proxy.support import completion, make_settings
 
 pytestmark = pytest.mark.anyio

@@ -15,8 +15,8 @@ import pytest
 from pricing.ledger import LedgerWriter, audit, open_ledger
 from pricing.ledger.record import RECORD_COLUMNS, record_of
 from pricing.ledger.spill import RejectFile
-from proxy.ledger_process import ProcessBackend
-from proxy.ledger_worker import WorkerOptions
+from proxy.server.ledger_process import ProcessBackend
+from proxy.server.ledger_worker import WorkerOptions
 from tests.pricing.ledger.ledger_testkit import make_row
 
 pytestmark = pytest.mark.anyio

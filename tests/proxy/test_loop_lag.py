@@ -9,7 +9,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
-from proxy.loop_lag import LoopLagProbe
+from proxy.ops.loop_lag import LoopLagProbe
 from tests.proxy.support import Recorder, completion, make_settings, proxy_client
 
 pytestmark = pytest.mark.anyio

@@ -8,7 +8,7 @@ import pytest
 
 from proxy.config import CacheConfig
 from proxy.errors import ConfigError
-from proxy.redis_keys import redis_keys
+from proxy.pipeline.redis_keys import redis_keys
 from proxy.settings import parse_config
 
 

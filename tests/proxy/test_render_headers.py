@@ -5,8 +5,8 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from proxy.config import ModelConfig
-from proxy.exchange import Charges, Exchange, Target
-from proxy.render import exchange_headers, exchange_raw_headers, with_raw_headers
+from proxy.pipeline.exchange import Charges, Exchange, Target
+from proxy.pipeline.render import exchange_headers, exchange_raw_headers, with_raw_headers
 
 
 def _exchange(**fields: object) -> Exchange:

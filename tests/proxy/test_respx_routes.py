@@ -8,7 +8,7 @@ import httpx
 import pytest
 import respx
 
-from proxy.app import create_app
+from proxy.server.app import create_app
 from tests.proxy.support import completion, make_settings
 
 pytestmark = pytest.mark.anyio

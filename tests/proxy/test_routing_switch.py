@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from proxy.assembly import routes_requests
+from proxy.server.assembly import routes_requests
 from tests.proxy.support import Recorder, completion, make_settings, proxy_client
 
 pytestmark = pytest.mark.anyio

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from proxy.assembly import shared_text_embedder
 from proxy.errors import ConfigError
+from proxy.server.assembly import shared_text_embedder
 from routing.embedding import EmbedderUnavailableError, TextEmbedder
 from tests.proxy.support import Recorder, completion, make_settings, proxy_client
 

@@ -25,10 +25,10 @@ from openai.types.chat import ChatCompletionChunk
 from openai.types.responses import ResponseStreamEvent
 from pydantic import TypeAdapter
 
-from proxy.simulator import SimulatorHandle, run_simulator
-from proxy.simulator.reply import estimate_prompt_tokens, reply_words
-from proxy.simulator.runner import bind_socket
-from proxy.sse import SSEDecoder, SSEEvent
+from proxy.demo.simulator import SimulatorHandle, run_simulator
+from proxy.demo.simulator.reply import estimate_prompt_tokens, reply_words
+from proxy.demo.simulator.runner import bind_socket
+from proxy.providers.sse import SSEDecoder, SSEEvent
 
 REPO = Path(__file__).resolve().parents[2]
 WEATHER_TOOL_OPENAI: Any = {
@@ -602,7 +602,7 @@ async def test_control_endpoints_validate_report_and_reset(sim: SimulatorHandle)
 @pytest.mark.e2e
 def test_cli_serves_on_a_free_port_and_reports_it() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "proxy.simulator", "--port", "0", "--delay-ms", "1"],
+        [sys.executable, "-m", "proxy.demo.simulator", "--port", "0", "--delay-ms", "1"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,

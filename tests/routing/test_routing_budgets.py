@@ -21,9 +21,9 @@ from routing.budgets import (
     BudgetContext,
     BudgetLedger,
     MemoryBudgetLedger,
-    RedisBudgetLedger,
     budgets_from_config,
 )
+from routing.budgets_redis import RedisBudgetLedger
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 CONFIG: list[dict[str, Any]] = [
@@ -216,7 +216,8 @@ _WORKER = textwrap.dedent(
     import asyncio, sys
     from redis.asyncio import Redis
     from proxy.errors import BudgetExceededError
-    from routing.budgets import BudgetContext, RedisBudgetLedger, budgets_from_config
+    from routing.budgets import BudgetContext, budgets_from_config
+    from routing.budgets_redis import RedisBudgetLedger
 
     async def main(prefix: str) -> None:
         budgets = budgets_from_config([{"tenant": "t", "period": "day", "limit_usd": "0.0005"}])

@@ -99,7 +99,7 @@ def start_simulator(
     env: Mapping[str, str] | None = None,
     stop_timeout_s: float = STOP_TIMEOUT_S,
 ) -> Simulator:
-    """``python -m proxy.simulator --port 0``; waits for its listening line.
+    """``python -m proxy.demo.simulator --port 0``; waits for its listening line.
 
     ``hold_s`` is how long its ``timeout`` fault holds a request, ``delay_ms``
     the latency it adds to every answer; unset, the simulator's own defaults.
@@ -109,7 +109,7 @@ def start_simulator(
         args += ["--timeout-s", str(hold_s)]
     if delay_ms is not None:
         args += ["--delay-ms", str(delay_ms)]
-    argv = python_module("proxy.simulator", *args)
+    argv = python_module("proxy.demo.simulator", *args)
     process = spawn(name, argv, workdir=workdir, env=env, stop_timeout_s=stop_timeout_s)
     return Simulator(process, wait_until(process, functools.partial(listening_url, process)))
 

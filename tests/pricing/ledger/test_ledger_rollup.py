@@ -14,7 +14,6 @@ import pytest
 
 from pricing.ledger import LedgerRow, LedgerStore, open_ledger, summary
 from pricing.ledger.analytics import (
-    Bucket,
     ErrorCount,
     GroupColumn,
     GroupStats,
@@ -22,10 +21,10 @@ from pricing.ledger.analytics import (
     error_counts,
     group_stats,
     route_counts,
-    timeseries,
 )
 from pricing.ledger.rollup import LATENCY_BOUNDS, ROLLUP_TABLE, latency_bucket
 from pricing.ledger.sql_store import SqlLedgerStore
+from pricing.ledger.timeseries import Bucket, timeseries
 from tests.pricing.ledger.ledger_testkit import Backend, pg_url_for
 
 T0 = datetime(2026, 10, 30, 21, 0, tzinfo=UTC)

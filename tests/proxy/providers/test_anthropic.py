@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +47,18 @@ def provider(**overrides: Any) -> AnthropicProvider:
     return AnthropicProvider(ProviderSettings(**fields), default_max_tokens=1024)
 
 
+@dataclass
+class Call:
+    """A chat request as a provider reads it (the pipeline hands it its exchange)."""
+
+    body: dict[str, Any]
+    raw: bytes = b"{}"
+    client_key: str | None = None
+
+
 def translate(body: dict[str, Any], *, stream: bool = False) -> dict[str, Any]:
     request = provider().build_chat_request(
-        body,
-        raw=json.dumps(body).encode(),
-        upstream_model="claude-sonnet-4-5",
-        stream=stream,
-        client_key=None,
+        Call(body, json.dumps(body).encode()), upstream_model="claude-sonnet-4-5", stream=stream
     )
     out = json.loads(request.content)
     assert isinstance(out, dict)
@@ -452,7 +458,7 @@ def build_headers(
     client_key: str | None = None, **overrides: Any
 ) -> tuple[dict[str, str], bytes, str]:
     request = provider(**overrides).build_chat_request(
-        {"messages": HI}, raw=b"{}", upstream_model="m", stream=False, client_key=client_key
+        Call({"messages": HI}, client_key=client_key), upstream_model="m", stream=False
     )
     assert request.method == "POST"
     return request.headers, request.content, request.url
@@ -692,11 +698,7 @@ async def test_request_sent_through_httpx_reaches_the_messages_endpoint() -> Non
         "max_tokens": 99,
     }
     upstream = anthropic.build_chat_request(
-        body,
-        raw=json.dumps(body).encode(),
-        upstream_model="claude-haiku-4-5",
-        stream=False,
-        client_key=None,
+        Call(body, json.dumps(body).encode()), upstream_model="claude-haiku-4-5", stream=False
     )
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
         response = await client.request(

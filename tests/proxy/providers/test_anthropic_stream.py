@@ -19,7 +19,7 @@ from proxy.errors import UpstreamProtocolError, UpstreamStatusError, is_retryabl
 from proxy.providers.anthropic import AnthropicProvider
 from proxy.providers.anthropic_stream import AnthropicStreamTranslator
 from proxy.providers.base import ProviderSettings
-from proxy.sse import SSEDecoder, SSEEvent
+from proxy.providers.sse import SSEDecoder, SSEEvent
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "anthropic"
 KEY = "sk-ant-api03-stream-test-key-abcdef"

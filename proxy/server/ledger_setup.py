@@ -1,0 +1,126 @@
+"""The ledger behind the accounting stage: its store, its writer and what they report.
+
+A ledger that is down at start-up does not stop the proxy: rows spill to disk
+until it answers. The writer runs in a process of its own
+(``proxy.server.ledger_process``), or in a thread for an in-memory ledger,
+which no other process can see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pricing.ledger import LedgerStore, LedgerWriter, load_keys, open_ledger
+from pricing.ledger.backend import StoreBackend, WriteBackend
+from pricing.ledger.spill import RejectFile
+from proxy.errors import SpendgateError
+from proxy.ops.access_log import log_lines
+from proxy.pipeline.accounting import Accountant
+from proxy.pipeline.ledger_sink import LedgerSink, SpillSlot, default_spill_base
+from proxy.pipeline.metrics import CounterSync, Metrics
+from proxy.server.ledger_process import ProcessBackend
+from proxy.server.ledger_worker import WorkerOptions
+from proxy.settings import Settings
+
+log = logging.getLogger("spendgate")
+
+Probe = Callable[[], Awaitable[dict[str, Any]]]
+Closer = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Ledger:
+    """The open ledger and what the app keeps of it."""
+
+    store: LedgerStore
+    stored_keys: list[tuple[str, str, str]]
+    close: Closer
+    probe: Probe
+    gauges: Callable[[], None]
+
+
+async def start_ledger(settings: Settings, *, accountant: Accountant, metrics: Metrics) -> Ledger:
+    """Open the ledger, start its writer as the accountant's sink, load stored keys."""
+    ledger = settings.config.ledger
+    try:
+        store = await asyncio.to_thread(open_ledger, ledger.url)
+    except SpendgateError as exc:
+        log.warning(
+            "ledger unavailable at start-up (%s): rows will spill until it answers", exc.code
+        )
+        store = await asyncio.to_thread(open_ledger, ledger.url, create=False)
+    slot = SpillSlot(default_spill_base(ledger.url, ledger.spill_path))
+    backend = await _ledger_backend(settings, store, rejects=RejectFile.beside(slot.path))
+    writer = LedgerWriter(backend, spill_path=slot.path, max_pending=ledger.max_pending)
+    writer.start()
+    server = settings.config.server
+    accountant.add_sink(
+        LedgerSink(writer, access_log=server.access_log, log_content=server.log_content)
+    )
+    stored_keys: list[tuple[str, str, str]] = []
+    try:
+        stored_keys = await asyncio.to_thread(load_keys, store)
+    except SpendgateError:
+        log.warning("could not load stored proxy keys from the ledger")
+
+    async def close() -> None:
+        await writer.close()
+        await asyncio.to_thread(store.close)
+        slot.release()
+
+    return Ledger(
+        store=store,
+        stored_keys=stored_keys,
+        close=close,
+        probe=_ledger_probe(store, writer),
+        gauges=_ledger_gauges(writer, metrics),
+    )
+
+
+def _ledger_probe(store: LedgerStore, writer: LedgerWriter) -> Probe:
+    async def probe() -> dict[str, Any]:
+        try:
+            await asyncio.wait_for(asyncio.to_thread(store.chain_heads, tenant="-"), 2.0)
+            up = True
+        except (SpendgateError, TimeoutError):
+            up = False
+        # Not critical: rows spill to disk while the database is away.
+        return {
+            "ok": up,
+            "critical": False,
+            "backlog": writer.backlog,
+            "spill_pending": writer.spill_pending,
+        }
+
+    return probe
+
+
+def _ledger_gauges(writer: LedgerWriter, metrics: Metrics) -> Callable[[], None]:
+    spilled = CounterSync(metrics.ledger_spilled_total)
+
+    def gauges() -> None:
+        metrics.ledger_backlog.set(writer.backlog)
+        metrics.ledger_spilled.set(writer.spill_pending)
+        spilled.to(writer.spilled_total)
+
+    return gauges
+
+
+async def _ledger_backend(
+    settings: Settings, store: LedgerStore, *, rejects: RejectFile
+) -> WriteBackend:
+    """The writer process; a worker thread only for an in-memory ledger, which no
+    other process can see."""
+    url = settings.config.ledger.url
+    if url == "sqlite:///:memory:":
+        return StoreBackend(store, rejects=rejects, on_notes=log_lines)
+    options = WorkerOptions(
+        url=url, rejected_path=str(rejects.path), access_log=settings.config.server.access_log
+    )
+    backend = ProcessBackend(options)
+    await backend.start()
+    return backend
