@@ -46,10 +46,9 @@ import resource, sys
 def rss():
     with open("/proc/self/status") as f:
         return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:")) / 1024
-import numpy, tokenizers, safetensors
+before = rss()
 from routing.embedding import TextEmbedder
 from routing.model import load_model
-before = rss()
 embedder = TextEmbedder.load()
 embedder.embed("warm up")
 after_embedder = rss()
@@ -128,7 +127,8 @@ def speed(scorer: Scorer) -> dict[str, dict[str, float]]:
 
 
 def memory() -> dict[str, float]:
-    """RSS in MiB a fresh interpreter adds for the embedder, and then for the model."""
+    """RSS in MiB a fresh interpreter adds for the embedder (its libraries included), and
+    then for the router's model."""
     result = subprocess.run(
         [sys.executable, "-c", _RSS_SCRIPT], capture_output=True, text=True, check=True, timeout=120
     )
