@@ -13,8 +13,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
+from proxy.pipeline.disconnect import EventStreamResponse
 from proxy.pipeline.exchange import Exchange
 from proxy.pipeline.forward import Forwarder
 from proxy.pipeline.policy import EndpointPolicy
@@ -99,7 +100,9 @@ class ChatHandler:
             self._accounting.record(ex)
             self._cache.store_later(ex, assembler.result() if complete else None)
 
-        response = StreamingResponse(relay_stream(ex, start, relay, on_end=on_end), media_type=SSE)
+        response = EventStreamResponse(
+            relay_stream(ex, start, relay, on_end=on_end), media_type=SSE
+        )
         return with_raw_headers(response, [*exchange_raw_headers(ex), *_SSE_RAW_HEADERS])
 
     def _from_cache(self, ex: Exchange, completion: dict[str, Any]) -> Response:
@@ -113,7 +116,7 @@ class ChatHandler:
             body = ex.cached_body or _ENCODE(completion).encode()
             return Response(body, headers=headers, media_type=JSON)
         chunks = self._replay(completion, ex.include_usage)
-        return StreamingResponse(
+        return EventStreamResponse(
             _replayed(ex, chunks), headers={**headers, **_SSE_HEADERS}, media_type=SSE
         )
 

@@ -19,10 +19,11 @@ from typing import Any
 import anyio
 import httpx
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from pricing.usage import Usage
 from proxy.errors import RequestError, UpstreamProtocolError
+from proxy.pipeline.disconnect import EventStreamResponse
 from proxy.pipeline.exchange import Exchange, Target
 from proxy.pipeline.forward import Forwarder, upstream_status_error
 from proxy.pipeline.passthrough_stream import (
@@ -82,7 +83,7 @@ class PassthroughHandler:
                 if isinstance(opened, bytes):  # answered whole: passed on as it came
                     self._policy.settle(ex)
                     return Response(opened, headers=exchange_headers(ex), media_type=JSON)
-                return StreamingResponse(
+                return EventStreamResponse(
                     relay_events(ex, opened, on_end=lambda: self._policy.settle(ex)),
                     headers={**exchange_headers(ex), **_SSE_HEADERS},
                     media_type=SSE,

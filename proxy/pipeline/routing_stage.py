@@ -267,15 +267,27 @@ class Router:
 
     def settle(self, ex: Exchange) -> None:
         """After accounting: settle the budget reservation, remember the served model."""
+        if ex.budget_reservation is None and not self._remembers(ex):
+            return  # nothing to settle, so no task for this request
         task = asyncio.get_running_loop().create_task(self._settle(ex))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _remembers(self, ex: Exchange) -> bool:
+        # Stickiness is read only when routing chooses a model, which needs the scorer.
+        return (
+            self._scorer is not None
+            and ex.status < 400
+            and ex.target is not None
+            and ex.pricing is not None
+        )
 
     async def _settle(self, ex: Exchange) -> None:
         try:
             if ex.budget_reservation is not None:
                 await self._budgets.commit(ex)
-            if ex.status < 400 and ex.target is not None and ex.pricing is not None:
+            if self._remembers(ex):
+                assert ex.target is not None and ex.pricing is not None
                 await self._sticky.record(
                     ex.tenant,
                     ex.body.get("messages") or [],

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from proxy.errors import ClientDisconnectedError
-from proxy.pipeline.disconnect import unless_disconnected
+from proxy.pipeline.disconnect import EventStreamResponse, unless_disconnected
 from proxy.server.app import create_app
 from tests.proxy.support import completion, make_settings
 
@@ -63,6 +63,83 @@ async def test_work_that_finishes_first_is_returned_and_the_watch_ends() -> None
     with anyio.fail_after(5):
         assert await unless_disconnected(receive, work) == "answer"
         await stopped.wait()
+
+
+async def test_after_a_disconnect_the_task_has_no_cancellation_left() -> None:
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def work() -> str:
+        await asyncio.sleep(30)
+        return "never"
+
+    async def request() -> int:
+        with pytest.raises(ClientDisconnectedError):
+            await unless_disconnected(receive, work)
+        task = asyncio.current_task()
+        assert task is not None
+        # The watcher's cancel was taken back: later awaits and timeouts in this task work.
+        async with asyncio.timeout(1):
+            await asyncio.sleep(0.01)
+        return task.cancelling()
+
+    with anyio.fail_after(5):
+        assert await asyncio.create_task(request()) == 0
+
+
+async def _stream(sent: list[bytes], closed: asyncio.Event) -> Any:
+    try:
+        for i in range(1000):
+            sent.append(b"%d" % i)
+            yield b"data: %d\n\n" % i
+            await asyncio.sleep(0.005)
+    finally:
+        closed.set()
+
+
+async def test_a_stream_stops_being_read_when_its_client_leaves() -> None:
+    leave = asyncio.Event()
+    messages: list[dict[str, Any]] = []
+    sent: list[bytes] = []
+    closed = asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        await leave.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+        if len(messages) == 4:  # the head and three chunks, then the client is gone
+            leave.set()
+
+    response = EventStreamResponse(_stream(sent, closed), media_type="text/event-stream")
+    with anyio.fail_after(5):
+        await response({"type": "http"}, receive, send)
+    assert closed.is_set()
+    assert messages[0]["type"] == "http.response.start"
+    assert (b"content-type", b"text/event-stream; charset=utf-8") in messages[0]["headers"]
+    assert 4 <= len(messages) < 10 and len(sent) < 10
+    assert all(m.get("more_body") for m in messages[1:])  # no end-of-body for a gone client
+
+
+async def test_a_whole_stream_is_sent_and_ended() -> None:
+    messages: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.sleep(30)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    async def body() -> Any:
+        for chunk in (b"a", b"b", b"c"):
+            yield chunk
+
+    with anyio.fail_after(5):
+        await EventStreamResponse(body())({"type": "http"}, receive, send)
+    assert [m.get("body") for m in messages[1:]] == [b"a", b"b", b"c", b""]
+    assert messages[-1]["more_body"] is False
 
 
 class HangingUpstream(httpx.AsyncBaseTransport):
