@@ -12,7 +12,8 @@ configuration (memory cache backend):
 
 Each gets ``--requests`` cache misses with distinct prompts (each embedded,
 searched and added to the semantic index) and as many repeats of one
-prompt, then its RSS is read. The embedder's cost is the difference between
+prompt, then its RSS is read: the server process's, and the whole proxy's
+(the server and its ledger writer process). The embedder's cost is the difference between
 ``semantic`` and ``off``, measured in the same run.
 """
 
@@ -28,6 +29,7 @@ from typing import Any
 
 from bench.load import Kind
 from bench.processes import rss_mib, run_load, start_proxy, start_upstream, wait_healthy
+from bench.procstat import tree_rss_mib
 
 CHAT = "/v1/chat/completions"
 MODEL = "gpt-4o-mini"
@@ -65,6 +67,7 @@ def measure(name: str, *, upstream_url: str, workdir: Path, requests: int) -> di
         return {
             "rss_start_mib": start,
             "rss_after_mib": rss_mib(proxy.pid),
+            "proxy_rss_after_mib": tree_rss_mib(proxy.pid)["total"],
             "requests": summary["requests"],
             "statuses": summary.get("statuses"),
         }
@@ -89,11 +92,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
         finally:
             upstream.stop()
-    print(f"{'config':18} {'RSS start':>10} {'RSS after':>10}  requests  statuses")
+    print("server process RSS at start and after the load; the whole proxy's after the load")
+    print(f"{'config':18} {'start':>10} {'after':>10} {'proxy':>10}  requests  statuses")
     for name, r in results.items():
         print(
-            f"{name:18} {r['rss_start_mib']:>8.1f} MiB {r['rss_after_mib']:>6.1f} MiB"
-            f"  {r['requests']:>8}  {r['statuses']}"
+            f"{name:18} {r['rss_start_mib']:>6.1f} MiB {r['rss_after_mib']:>6.1f} MiB"
+            f" {r['proxy_rss_after_mib']:>6.1f} MiB  {r['requests']:>8}  {r['statuses']}"
         )
     added = results["semantic"]["rss_after_mib"] - results["off"]["rss_after_mib"]
     added_start = results["semantic"]["rss_start_mib"] - results["off"]["rss_start_mib"]

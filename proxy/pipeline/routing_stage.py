@@ -12,6 +12,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from decimal import Decimal
@@ -77,6 +78,7 @@ class Router:
         keys = redis_keys(config.cache)
         # Only models with a tier are ever chosen by routing (an embedding model is not).
         self._routable = [self._candidates[t.model.name] for t in models.targets if t.model.tier]
+        self._tier_sizes = Counter(t.model.tier for t in models.targets if t.model.tier)
         self._breakers = BreakerRegistry(
             BreakerPolicy(
                 failure_threshold=routing.breaker_failures, open_s=routing.breaker_open_s
@@ -155,6 +157,10 @@ class Router:
         await self._budgets.reserve(ex)
 
     def _tier_fallbacks(self, ex: Exchange, requested: Target) -> tuple[Target, ...]:
+        tier = requested.model.tier
+        if tier is None or self._tier_sizes[tier] < 2:
+            return ()  # alone in its tier (or in none): nothing to fall back to, nothing to sort
+
         def mode_of(name: str) -> str | None:
             entry = self._accountant.entry_for(name)
             return entry.mode if entry is not None else None
