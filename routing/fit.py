@@ -195,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     parser.add_argument("--data", type=Path, nargs="*", help="data files (default: routing/data)")
     args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
     weights = fit(args.out, data=args.data)
     print(cand.format_table(weights["metadata"]["validation_by_source"]))
     print(f"chosen: {weights['metadata']['selection']['chosen']}; wrote {args.out}")
