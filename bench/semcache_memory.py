@@ -13,8 +13,8 @@ configuration (memory cache backend):
 Each gets ``--requests`` cache misses with distinct prompts (each embedded,
 searched and added to the semantic index) and as many repeats of one
 prompt, then its RSS is read: the server process's, and the whole proxy's
-(the server and its ledger writer process). The embedder's cost is the difference between
-``semantic`` and ``off``, measured in the same run.
+(the server and its ledger writer process). The embedder's cost is the
+difference between ``semantic`` and ``off``, measured in the same run.
 """
 
 from __future__ import annotations
