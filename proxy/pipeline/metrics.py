@@ -168,6 +168,12 @@ class Metrics:
             "Ledger rows ever written to the spill file",
             registry=r,
         )
+        self.access_lines_dropped_total = Counter(
+            "spendgate_access_lines_dropped_total",
+            "Access-log lines dropped because the ledger writer's queue was full "
+            "(ledger rows are never dropped: they spill)",
+            registry=r,
+        )
         self.loop_lag = Histogram(
             "spendgate_event_loop_lag_seconds",
             "How late a 1 ms timer ran on the event loop (with server.loop_lag_probe)",

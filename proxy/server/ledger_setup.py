@@ -77,7 +77,7 @@ async def start_ledger(settings: Settings, *, accountant: Accountant, metrics: M
         stored_keys=stored_keys,
         close=close,
         probe=_ledger_probe(store, writer),
-        gauges=_ledger_gauges(writer, metrics),
+        gauges=ledger_gauges(writer, metrics),
     )
 
 
@@ -99,13 +99,16 @@ def _ledger_probe(store: LedgerStore, writer: LedgerWriter) -> Probe:
     return probe
 
 
-def _ledger_gauges(writer: LedgerWriter, metrics: Metrics) -> Callable[[], None]:
+def ledger_gauges(writer: LedgerWriter, metrics: Metrics) -> Callable[[], None]:
+    """What the metrics show of the writer, read whenever /metrics is rendered."""
     spilled = CounterSync(metrics.ledger_spilled_total)
+    dropped = CounterSync(metrics.access_lines_dropped_total)
 
     def gauges() -> None:
         metrics.ledger_backlog.set(writer.backlog)
         metrics.ledger_spilled.set(writer.spill_pending)
         spilled.to(writer.spilled_total)
+        dropped.to(writer.notes_dropped)
 
     return gauges
 

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
+from prometheus_client import generate_latest
 
+from pricing.ledger import LedgerWriter, open_ledger
+from pricing.ledger.backend import StoreBackend
+from pricing.ledger.record import record_of
+from pricing.ledger.spill import RejectFile
+from proxy.pipeline.metrics import Metrics
+from proxy.server.ledger_setup import ledger_gauges
+from tests.pricing.ledger.ledger_testkit import make_row
 from tests.proxy.support import Recorder, completion, make_settings, proxy_client
 
 pytestmark = pytest.mark.anyio
@@ -25,3 +35,24 @@ async def test_a_retried_request_is_counted_once_with_one_retry() -> None:
         'spendgate_requests_total{endpoint="chat",model="gpt-4o",provider="openai",status="200"} 1.0'
         in text
     )
+
+
+async def test_access_lines_dropped_by_a_full_writer_queue_are_counted(tmp_path: Path) -> None:
+    # Ledger rows past the bound spill to disk; access lines past it are dropped, and said so.
+    spill = tmp_path / "spill" / "ledger.jsonl"
+    store = open_ledger(f"sqlite:///{tmp_path}/ledger.db")
+    writer = LedgerWriter(
+        StoreBackend(store, rejects=RejectFile.beside(spill)), spill_path=spill, max_pending=3
+    )
+    metrics = Metrics()
+    gauges = ledger_gauges(writer, metrics)
+    for i in range(8):
+        writer.submit(record_of(make_row(i)), note=f"line {i}")
+    gauges()
+    gauges()  # a running total: counted once however often it is read
+    text = generate_latest(metrics.registry).decode()
+    assert "spendgate_access_lines_dropped_total 5.0" in text
+    writer.start()
+    await writer.close()
+    assert store.count() == 8  # no row is lost to the bound
+    store.close()
