@@ -57,23 +57,32 @@ class Authenticator:
     ) -> None:
         """``stored_keys``: (sha256, key_id, tenant) of keys created with ``spendgate keys create``."""
         self._admin_digest = key_sha256(auth.admin_key) if auth and auth.admin_key else None
-        self._by_digest: dict[str, Principal] = {}
+        self._configured: dict[str, Principal] = {}
         for entry in auth.keys if auth else ():
             digest = entry.key_sha256 or key_sha256(entry.key or "")
-            self._by_digest[digest] = Principal(
+            self._configured[digest] = Principal(
                 entry.tenant,
                 entry.name or key_id_of(digest),
                 entry.routing_mode,
                 entry.rpm,
                 entry.tpm,
             )
+        self._by_digest = dict(self._configured)
         self._open = True
-        self.add_stored_keys(stored_keys)
+        self.set_stored_keys(stored_keys)
 
-    def add_stored_keys(self, stored_keys: Iterable[tuple[str, str, str]]) -> None:
+    def set_stored_keys(self, stored_keys: Iterable[tuple[str, str, str]]) -> None:
+        """Make the active stored keys exactly ``stored_keys`` (a revoked key stops working).
+
+        The proxy is open only while it has never known a key: once closed, it
+        stays closed even if every key is revoked, so revoking the last key
+        never lets keyless clients in.
+        """
+        by_digest = dict(self._configured)
         for digest, key_id, tenant in stored_keys:
-            self._by_digest.setdefault(digest, Principal(tenant, key_id))
-        self._open = not self._by_digest
+            by_digest.setdefault(digest, Principal(tenant, key_id))
+        self._by_digest = by_digest
+        self._open = self._open and not by_digest
 
     def authenticate(self, headers: Mapping[str, str]) -> Principal:
         if self._open:

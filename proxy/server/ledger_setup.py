@@ -20,6 +20,7 @@ from pricing.ledger.spill import RejectFile
 from proxy.errors import SpendgateError
 from proxy.ops.access_log import log_lines
 from proxy.pipeline.accounting import Accountant
+from proxy.pipeline.auth import Authenticator
 from proxy.pipeline.ledger_sink import LedgerSink, SpillSlot, default_spill_base
 from proxy.pipeline.metrics import CounterSync, Metrics
 from proxy.server.ledger_process import ProcessBackend
@@ -97,6 +98,29 @@ def _ledger_probe(store: LedgerStore, writer: LedgerWriter) -> Probe:
         }
 
     return probe
+
+
+def stored_key_reloader(store: LedgerStore, auth: Authenticator) -> Callable[[], Awaitable[None]]:
+    """Reads the active stored keys again, so that a key created or revoked with the CLI
+    takes effect without a restart, and keys stored while the database was away at
+    start-up are found when it returns."""
+    failing = False
+
+    async def reload() -> None:
+        nonlocal failing
+        try:
+            keys = await asyncio.to_thread(load_keys, store)
+        except Exception:  # any failure to read keeps the keys loaded; the proxy goes on
+            if not failing:  # once per outage, not every few seconds
+                log.warning("could not reload stored proxy keys; keeping the ones loaded")
+            failing = True
+            return
+        if failing:
+            log.warning("stored proxy keys readable again")
+        failing = False
+        auth.set_stored_keys(keys)
+
+    return reload
 
 
 def ledger_gauges(writer: LedgerWriter, metrics: Metrics) -> Callable[[], None]:

@@ -25,6 +25,7 @@ from proxy.pipeline.upstream import TransportFactory, UpstreamClients
 from proxy.providers import build_provider
 from proxy.providers.base import Provider, ProviderSettings
 from proxy.server.assembly import Stages, build_stages
+from proxy.server.ledger_setup import stored_key_reloader
 from proxy.settings import Settings
 
 log = logging.getLogger("spendgate")
@@ -49,6 +50,8 @@ class Runtime:
     probes: dict[str, Probe] = field(default_factory=dict)
     closers: list[Closer] = field(default_factory=list)
     gauges: list[Callable[[], None]] = field(default_factory=list)
+    refreshers: list[Closer] = field(default_factory=list)
+    """State read again every few seconds (stored keys), not before every scrape."""
 
     async def refresh_gauges(self) -> None:
         """Bring gauges (backlogs, circuit states) up to date before a scrape."""
@@ -64,6 +67,11 @@ class Runtime:
                 await self.refresh_gauges()
             except Exception:  # a gauge is observability: never let it end the loop
                 log.exception("could not refresh gauges")
+            for refresh in self.refreshers:
+                try:
+                    await refresh()
+                except Exception:  # the state loaded before stays in force
+                    log.exception("could not refresh state")
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         report: dict[str, Any] = {}
@@ -154,6 +162,8 @@ async def build_runtime(
     runtime.closers.append(clients.aclose)
     runtime.closers.extend(stages.closers)
     runtime.gauges.extend(stages.gauges)
+    if stages.ledger is not None:
+        runtime.refreshers.append(stored_key_reloader(stages.ledger, auth))
     return runtime
 
 

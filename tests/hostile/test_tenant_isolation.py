@@ -206,3 +206,30 @@ def test_the_authenticator_holds_digests_and_compares_the_admin_key_in_constant_
         auth.authenticate_admin(KEY_A)
     assert len(calls) == 2
     assert all(ADMIN_KEY not in (a, b) for a, b in calls)  # digests, never the plaintext
+
+
+def test_stored_keys_replaced_on_reload_keep_configured_keys_and_never_reopen() -> None:
+    def digest(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    def tenant_of(auth: proxy.pipeline.auth.Authenticator, key: str) -> str:
+        return auth.authenticate(httpx.Headers(bearer(key))).tenant
+
+    configured = proxy.pipeline.auth.Authenticator(
+        AuthConfig.model_validate({"keys": [{"key": KEY_A, "tenant": "a"}]}),
+        stored_keys=[(digest("stored-1"), "key_1", "s")],
+    )
+    assert (tenant_of(configured, KEY_A), tenant_of(configured, "stored-1")) == ("a", "s")
+    configured.set_stored_keys([])  # the stored key was revoked
+    with pytest.raises(AuthenticationError):
+        configured.authenticate(httpx.Headers(bearer("stored-1")))
+    assert tenant_of(configured, KEY_A) == "a"  # a configured key is never dropped
+
+    only_stored = proxy.pipeline.auth.Authenticator(None)
+    assert only_stored.authenticate(httpx.Headers({})).tenant == "default"  # open: no key yet
+    only_stored.set_stored_keys([(digest("stored-2"), "key_2", "t")])
+    assert tenant_of(only_stored, "stored-2") == "t"
+    only_stored.set_stored_keys([])  # every key revoked: closed, not open again
+    for presented in ({}, bearer("stored-2")):
+        with pytest.raises(AuthenticationError):
+            only_stored.authenticate(httpx.Headers(presented))
