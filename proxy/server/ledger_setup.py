@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,10 @@ from proxy.server.ledger_worker import WorkerOptions
 from proxy.settings import Settings
 
 log = logging.getLogger("spendgate")
+
+# How often a running proxy reads the stored keys again (each read is one query; on
+# PostgreSQL, one connection): how long a revoked key may still be accepted.
+KEY_RELOAD_S = 10.0
 
 Probe = Callable[[], Awaitable[dict[str, Any]]]
 Closer = Callable[[], Awaitable[None]]
@@ -100,14 +105,20 @@ def _ledger_probe(store: LedgerStore, writer: LedgerWriter) -> Probe:
     return probe
 
 
-def stored_key_reloader(store: LedgerStore, auth: Authenticator) -> Callable[[], Awaitable[None]]:
-    """Reads the active stored keys again, so that a key created or revoked with the CLI
-    takes effect without a restart, and keys stored while the database was away at
-    start-up are found when it returns."""
+def stored_key_reloader(
+    store: LedgerStore, auth: Authenticator, *, every_s: float = KEY_RELOAD_S
+) -> Callable[[], Awaitable[None]]:
+    """Reads the active stored keys again, at most every ``every_s`` seconds, so that a
+    key created or revoked with the CLI takes effect without a restart, and keys stored
+    while the database was away at start-up are found when it returns."""
     failing = False
+    next_at = time.monotonic() + every_s  # the keys were just loaded at start-up
 
     async def reload() -> None:
-        nonlocal failing
+        nonlocal failing, next_at
+        if time.monotonic() < next_at:
+            return
+        next_at = time.monotonic() + every_s
         try:
             keys = await asyncio.to_thread(load_keys, store)
         except Exception:  # any failure to read keeps the keys loaded; the proxy goes on

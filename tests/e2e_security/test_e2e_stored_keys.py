@@ -23,7 +23,7 @@ from tests.support.servers import Simulator, start_proxy
 
 pytestmark = [pytest.mark.e2e]
 
-RELOAD_WAIT_S = 15.0
+RELOAD_WAIT_S = 30.0  # the proxy reads the keys every 10 s
 
 
 def spendgate(config: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -46,7 +46,7 @@ async def test_keys_stored_while_the_database_was_down_are_found_when_it_returns
 ) -> None:
     store = FlakyKeyStore()
     auth = Authenticator(None, stored_keys=[(record("early", "e").key_sha256, "key_e", "e")])
-    reload = stored_key_reloader(cast(LedgerStore, cast(Any, store)), auth)
+    reload = stored_key_reloader(cast(LedgerStore, cast(Any, store)), auth, every_s=0.0)
     with caplog.at_level(logging.WARNING, logger="spendgate"):
         for _ in range(3):
             await reload()
@@ -60,3 +60,15 @@ async def test_keys_stored_while_the_database_was_down_are_found_when_it_returns
     assert tenant_of(auth, "late") == "l"
     with pytest.raises(AuthenticationError):  # no longer among the active keys
         tenant_of(auth, "early")
+
+
+async def test_keys_are_read_at_most_once_per_interval() -> None:
+    store = FlakyKeyStore()
+    store.down = False
+    store.keys = [record("fresh", "f")]
+    auth = Authenticator(None, stored_keys=[(record("old", "o").key_sha256, "key_o", "o")])
+    reload = stored_key_reloader(cast(LedgerStore, cast(Any, store)), auth, every_s=3600.0)
+    await reload()  # the keys were just loaded at start-up: not read again yet
+    assert tenant_of(auth, "old") == "o"
+    with pytest.raises(AuthenticationError):
+        tenant_of(auth, "fresh")
