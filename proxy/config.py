@@ -5,6 +5,7 @@ Names here are public (users write them in YAML); add keys, never rename.
 
 from __future__ import annotations
 
+import ipaddress
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -204,6 +205,18 @@ class ServerConfig(_Strict):
     log_content: bool = False
     access_log: bool = True
     loop_lag_probe: bool = False
+    # Peers whose X-Forwarded-For names the client (reverse proxies): addresses or networks.
+    forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1", "::1")
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or network: {item!r}") from None
+        return value
 
 
 class PricingConfig(_Strict):

@@ -57,7 +57,9 @@ def admin_key_of(request: Request) -> str | None:
 
 
 def client_address(request: Request) -> str:
-    """The peer's address, as the throttle counts it (a reverse proxy's own, behind one)."""
+    """The client's address, as the throttle counts it: the peer's, or the one a trusted
+    reverse proxy (``server.forwarded_allow_ips``) names in X-Forwarded-For, which
+    uvicorn has already put in its place."""
     return request.client.host if request.client is not None else "unknown"
 
 

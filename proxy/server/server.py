@@ -90,6 +90,8 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, insecure: b
         "loop": "auto",
         "http": "auto",
         "lifespan": "on",
+        # uvicorn takes X-Forwarded-For only from these peers (its default: 127.0.0.1).
+        "forwarded_allow_ips": list(settings.config.server.forwarded_allow_ips),
     }
     if workers > 1:
         metrics_dir = tempfile.mkdtemp(prefix="spendgate-metrics-")

@@ -66,3 +66,34 @@ def test_the_sixth_wrong_admin_key_within_a_minute_gets_429(
     finally:
         proxy.stop()
         drop_keys(prefix + "*")
+
+
+def wrong_logins_from(proxy: Proxy, forwarded_for: str, count: int) -> list[int]:
+    return [
+        httpx.post(
+            f"{proxy.base_url}/dashboard/login",
+            data={"key": f"guess-{i}", "next": "/dashboard"},
+            headers={"x-forwarded-for": forwarded_for},
+            timeout=10.0,
+        ).status_code
+        for i in range(count)
+    ]
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_clients_behind_a_trusted_reverse_proxy_are_counted_apart(
+    sim: Simulator, uid: str, tmp_path: Path, trusted: bool
+) -> None:
+    # This test's client is the "reverse proxy" (127.0.0.1), naming clients in X-Forwarded-For.
+    server = {"forwarded_allow_ips": ["127.0.0.1", "::1"] if trusted else []}
+    proxy = start_proxy(main_config(sim, tmp_path, uid, server=server), tmp_path, kind=Proxy)
+    try:
+        assert wrong_logins_from(proxy, "203.0.113.7", 5) == [401] * 5
+        other_client = wrong_logins_from(proxy, "203.0.113.8", 1)
+        same_client = wrong_logins_from(proxy, "203.0.113.7", 1)
+    finally:
+        proxy.stop()
+    if trusted:  # each client has its own count
+        assert (other_client, same_client) == ([401], [429])
+    else:  # a header from an untrusted peer is ignored: one count, the peer's
+        assert (other_client, same_client) == ([429], [429])

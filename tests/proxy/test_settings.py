@@ -188,3 +188,19 @@ def test_tenant_and_key_overrides_may_be_spelled_like_the_sections() -> None:
             {"tenants": {"a": {"cache": {"enabld": False}}}}, known_provider_types=("openai",)
         )
     assert info.value.problems == ["tenants.a.cache.enabld: unknown key"]
+
+
+def test_trusted_forwarding_peers_must_be_addresses_or_networks(tmp_path: Path) -> None:
+    path = tmp_path / "fwd.yaml"
+    path.write_text("server: {forwarded_allow_ips: ['10.0.0.0/8', '::1', 'proxy.internal']}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(str(path), env={})
+    assert any(
+        p.startswith("server.forwarded_allow_ips") and "'proxy.internal'" in p
+        for p in info.value.problems
+    ), info.value.problems
+    path.write_text("server: {forwarded_allow_ips: ['10.0.0.0/8', '::1']}\n")
+    assert load_settings(str(path), env={}).config.server.forwarded_allow_ips == (
+        "10.0.0.0/8",
+        "::1",
+    )
