@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +36,7 @@ from proxy.server.cache_setup import (
     replay,
     semantic_uses_text_embedder,
 )
+from proxy.server.hooks import Closer, Probe
 from proxy.server.ledger_setup import start_ledger
 from proxy.settings import Settings
 
@@ -44,9 +45,6 @@ if TYPE_CHECKING:  # numpy, tokenizers and safetensors load with the model only
     from routing.scorer import Scorer
 
 log = logging.getLogger("spendgate")
-
-Probe = Callable[[], Awaitable[dict[str, Any]]]
-Closer = Callable[[], Awaitable[None]]
 
 
 @dataclass

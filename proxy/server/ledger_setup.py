@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from proxy.pipeline.accounting import Accountant
 from proxy.pipeline.auth import Authenticator
 from proxy.pipeline.ledger_sink import LedgerSink, SpillSlot, default_spill_base
 from proxy.pipeline.metrics import CounterSync, Metrics
+from proxy.server.hooks import Closer, Probe, Refresher
 from proxy.server.ledger_process import ProcessBackend
 from proxy.server.ledger_worker import WorkerOptions
 from proxy.settings import Settings
@@ -33,9 +34,6 @@ log = logging.getLogger("spendgate")
 # How often a running proxy reads the stored keys again (each read is one query; on
 # PostgreSQL, one connection): how long a revoked key may still be accepted.
 KEY_RELOAD_S = 10.0
-
-Probe = Callable[[], Awaitable[dict[str, Any]]]
-Closer = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +105,7 @@ def _ledger_probe(store: LedgerStore, writer: LedgerWriter) -> Probe:
 
 def stored_key_reloader(
     store: LedgerStore, auth: Authenticator, *, every_s: float = KEY_RELOAD_S
-) -> Callable[[], Awaitable[None]]:
+) -> Refresher:
     """Reads the active stored keys again, at most every ``every_s`` seconds, so that a
     key created or revoked with the CLI takes effect without a restart, and keys stored
     while the database was away at start-up are found when it returns."""

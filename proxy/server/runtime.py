@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,15 +25,13 @@ from proxy.pipeline.upstream import TransportFactory, UpstreamClients
 from proxy.providers import build_provider
 from proxy.providers.base import Provider, ProviderSettings
 from proxy.server.assembly import Stages, build_stages
+from proxy.server.hooks import Closer, Probe, Refresher
 from proxy.server.ledger_setup import stored_key_reloader
 from proxy.settings import Settings
 
 log = logging.getLogger("spendgate")
 
 GAUGE_REFRESH_S = 2.0
-
-Closer = Callable[[], Awaitable[None]]
-Probe = Callable[[], Awaitable[dict[str, Any]]]
 
 
 @dataclass
@@ -50,7 +48,7 @@ class Runtime:
     probes: dict[str, Probe] = field(default_factory=dict)
     closers: list[Closer] = field(default_factory=list)
     gauges: list[Callable[[], None]] = field(default_factory=list)
-    refreshers: list[Closer] = field(default_factory=list)
+    refreshers: list[Refresher] = field(default_factory=list)
     """State read again every few seconds (stored keys), not before every scrape."""
 
     async def refresh_gauges(self) -> None:
