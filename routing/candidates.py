@@ -45,6 +45,8 @@ PRIOR_WEIGHTS = {
 # Arena-Hard's share of a family's weight: one source of one label.
 ARENA_WEIGHT = 0.5
 LEARNED = ("last_len",)
+QUOTED_PER_FAMILY = 300
+_QUOTE_BUCKETS = 10_000
 _LEN = FEATURE_NAMES.index("last_len")
 _DIGITS = 6
 
@@ -204,6 +206,29 @@ def fit(prepared: Prepared, spec: Spec, rows: Rows, *, base: Fitted | None = Non
     return replace(base, spec=spec, feature_weights=weights)
 
 
+def quoted_rows(prepared: Prepared, rows: Rows) -> Rows:
+    """The training prompts explanations quote: up to ``QUOTED_PER_FAMILY`` of each family
+    (Arena-Hard, whose every prompt has the same label, ``ARENA_WEIGHT`` of that).
+
+    Finding the nearest one costs a pass over their vectors on every routed
+    request; at a few thousand the pass no longer fits in a core's cache and
+    costs several times more, and an equal number per family keeps
+    conversational prompts from being explained by STEM questions only
+    because those are the most numerous.
+    """
+    families = [prepared.examples[i].family for i in rows]
+    counts = {f: families.count(f) for f in set(families)}
+    share = {
+        f: QUOTED_PER_FAMILY * (ARENA_WEIGHT if f == ARENA else 1.0) / n for f, n in counts.items()
+    }
+    keep = [
+        fold_of("quoted:" + prepared.examples[i].id, _QUOTE_BUCKETS) < _QUOTE_BUCKETS * share[f]
+        for i, f in zip(rows, families, strict=True)
+    ]
+    kept: Rows = rows[np.asarray(keep, dtype=bool)]
+    return kept
+
+
 def _fit_without_prior(prepared: Prepared, spec: Spec, rows: Rows) -> Fitted:
     centres = prepared.feats[rows].mean(axis=0)
     weights = np.array([PRIOR_WEIGHTS.get(n, 0.0) for n in FEATURE_NAMES])
@@ -218,9 +243,8 @@ def _fit_without_prior(prepared: Prepared, spec: Spec, rows: Rows) -> Fitted:
         emb = model.weights[len(learned) :]
         spread = float((prepared.vectors[rows] @ emb).std())
         intercept = model.intercepts["chat"]
-        # Explanations quote a nearest training prompt; a third of them is plenty.
-        quoted = np.array([fold_of("quoted:" + prepared.examples[i].id, 3) == 0 for i in rows])
-        return Fitted(spec, intercept, emb, None, weights, centres, rows[quoted], beta_free=spread)
+        quoted = quoted_rows(prepared, rows)
+        return Fitted(spec, intercept, emb, None, weights, centres, quoted, beta_free=spread)
     index = NeighbourIndex(prepared.vectors[rows], prepared.targets[rows])
     spread = neighbour_spread(prepared, rows, spec.k)
     return Fitted(spec, 0.0, None, index, weights, centres, rows, beta_free=spread)

@@ -2,8 +2,9 @@
 
 * ``weights.json``: the model's kind and parameters, the thresholds of every
   quality target, and the validation behind them (``metadata``);
-* ``exemplars.npy``: the embeddings of the training prompts (float16), which
-  the neighbour model averages over and every explanation quotes from;
+* ``exemplars.npy``: embeddings of training prompts (float16): for the
+  neighbour model every one, which it averages over; for the linear model the
+  ones explanations quote;
 * ``exemplars.json.gz``: for each of them, its source, outcome and opening
   words.
 
