@@ -207,7 +207,7 @@ def fit(prepared: Prepared, spec: Spec, rows: Rows, *, base: Fitted | None = Non
 
 
 def quoted_rows(prepared: Prepared, rows: Rows) -> Rows:
-    """The training prompts explanations quote: up to ``QUOTED_PER_FAMILY`` of each family
+    """The training prompts explanations quote: about ``QUOTED_PER_FAMILY`` of each family
     (Arena-Hard, whose every prompt has the same label, ``ARENA_WEIGHT`` of that).
 
     Finding the nearest one costs a pass over their vectors on every routed

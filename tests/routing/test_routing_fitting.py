@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
 from routing.calibrate import TARGETS, operating_points, outcome
-from routing.candidates import Result, Spec
+from routing.candidates import ARENA_WEIGHT, QUOTED_PER_FAMILY, Result, Spec
 from routing.dataset import ALPACA_CEILING, example_of, ranks, targets
 from routing.evaluate import apgr, auc, mean_and_error
 from routing.fit import choose, snippet
 from routing.learn import NeighbourIndex, fit_linear
+from routing.model import load_model
 from routing.tiers import Thresholds
 
 
@@ -163,3 +166,17 @@ def test_snippets_are_header_safe() -> None:
     text = snippet('Café "quoted"\n\tline\\ ' + "x" * 100)
     assert text.isascii() and '"' not in text and "\\" not in text and len(text) <= 60
     assert text.endswith("...")
+
+
+def test_explanations_quote_a_bounded_balanced_sample_of_each_family() -> None:
+    model = load_model()
+    families = Counter(e.source.split("/", 1)[0] for e in model.exemplars)
+    # Every family is quoted, none dominates, and the Arena-Hard label (always "hard prompt")
+    # gets half a family's share.
+    assert set(families) == {"alpaca_eval", "arena_hard_v0.1", "hendrycks_math", "mmlu_pro"}
+    for family, count in families.items():
+        expected = QUOTED_PER_FAMILY * (ARENA_WEIGHT if family == "arena_hard_v0.1" else 1.0)
+        assert 0.85 * expected <= count <= 1.15 * expected, (family, count)
+    # The nearest-prompt pass on every routed request reads this matrix (float32 in memory).
+    assert model.vectors.nbytes <= 1.2 * 2**20
+    assert len(model.vectors) == len(model.exemplars)
