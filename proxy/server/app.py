@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from pricing.tokens import release_free_memory
 from proxy.errors import MethodNotAllowedError, NotFoundError, RequestError, SpendgateError
 from proxy.ops.loop_lag import LoopLagProbe
 from proxy.pipeline.render import error_response
@@ -99,6 +100,8 @@ def _lifespan(
         if freeze:
             gc.collect()
             gc.freeze()
+            # Loading models and parsing configuration freed many small objects.
+            release_free_memory()
         refresher = asyncio.get_running_loop().create_task(runtime.refresh_gauges_forever())
         probe = LoopLagProbe(runtime.metrics.loop_lag)
         if settings.config.server.loop_lag_probe:

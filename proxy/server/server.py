@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from proxy.ops.access_log import configure_access_log
 from proxy.server.app import create_app
+from proxy.server.memory import cap_malloc_arenas
 from proxy.settings import Settings, export_for_workers, load_settings
 
 GRACEFUL_SHUTDOWN_S = 30
@@ -31,6 +32,7 @@ def is_loopback(host: str) -> bool:
 
 def worker_app() -> FastAPI:
     """App factory for each worker process of ``--workers N``."""
+    cap_malloc_arenas()
     settings = load_settings()
     configure_access_log(settings.config.server.access_log)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
@@ -101,6 +103,7 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, insecure: b
         finally:
             shutil.rmtree(metrics_dir, ignore_errors=True)
         return 0
+    cap_malloc_arenas()
     app = create_app(settings, freeze_startup_objects=True)
     uvicorn.run(app, **options)  # type: ignore[arg-type]
     return 0
