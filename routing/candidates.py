@@ -108,14 +108,14 @@ SPECS = tuple(Spec("linear", b) for b in BETAS) + tuple(
 )
 
 
-def sample_weights(prepared: Prepared, rows: Rows) -> Vector:
-    """Equal total weight per family (Arena-Hard ``ARENA_WEIGHT`` of it)."""
+def sample_weights(prepared: Prepared, rows: Rows, per_family: float | None = None) -> Vector:
+    """Each row's part of ``per_family`` spread evenly over its family's rows (Arena-Hard
+    ``ARENA_WEIGHT`` of it); by default every family weighs as much as an equal share of
+    the rows."""
     families = [prepared.examples[i].family for i in rows]
     counts = {f: families.count(f) for f in set(families)}
-    per_family = len(rows) / len(counts)
-    return np.array(
-        [per_family / counts[f] * (ARENA_WEIGHT if f == ARENA else 1.0) for f in families]
-    )
+    total = len(rows) / len(counts) if per_family is None else per_family
+    return np.array([total / counts[f] * (ARENA_WEIGHT if f == ARENA else 1.0) for f in families])
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,14 +216,10 @@ def quoted_rows(prepared: Prepared, rows: Rows) -> Rows:
     conversational prompts from being explained by STEM questions only
     because those are the most numerous.
     """
-    families = [prepared.examples[i].family for i in rows]
-    counts = {f: families.count(f) for f in set(families)}
-    share = {
-        f: QUOTED_PER_FAMILY * (ARENA_WEIGHT if f == ARENA else 1.0) / n for f, n in counts.items()
-    }
+    share = sample_weights(prepared, rows, per_family=QUOTED_PER_FAMILY)
     keep = [
-        fold_of("quoted:" + prepared.examples[i].id, _QUOTE_BUCKETS) < _QUOTE_BUCKETS * share[f]
-        for i, f in zip(rows, families, strict=True)
+        fold_of("quoted:" + prepared.examples[i].id, _QUOTE_BUCKETS) < _QUOTE_BUCKETS * p
+        for i, p in zip(rows, share, strict=True)
     ]
     kept: Rows = rows[np.asarray(keep, dtype=bool)]
     return kept
