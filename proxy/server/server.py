@@ -6,12 +6,16 @@ import ipaddress
 import shutil
 import sys
 import tempfile
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
 
 from proxy.ops.access_log import configure_access_log
 from proxy.server.app import create_app
+from proxy.server.listener import bind_per_worker, reuse_port_spreads
 from proxy.server.memory import cap_malloc_arenas
 from proxy.settings import Settings, export_for_workers, load_settings
 
@@ -37,6 +41,29 @@ def worker_app() -> FastAPI:
     configure_access_log(settings.config.server.access_log)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     return create_app(settings, freeze_startup_objects=True)
+
+
+def _run_workers(workers: int, options: dict[str, Any], *, host: str, port: int) -> int:
+    """uvicorn's supervisor over ``workers`` processes, each listening on a socket of its
+    own where the kernel can spread connections over them (``proxy.server.listener``)."""
+    config = uvicorn.Config(
+        "proxy.server.server:worker_app", factory=True, workers=workers, **options
+    )
+    if reuse_port_spreads():
+        try:
+            sock = bind_per_worker(host, port)
+        except OSError as exc:
+            print(f"cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+            return STARTUP_FAILURE
+    else:
+        sock = config.bind_socket()
+    try:
+        Multiprocess(config, sockets=[sock]).run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+    return 0
 
 
 def describe(settings: Settings) -> list[str]:
@@ -99,10 +126,9 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, insecure: b
         metrics_dir = tempfile.mkdtemp(prefix="spendgate-metrics-")
         export_for_workers(settings, metrics_dir=metrics_dir)
         try:
-            uvicorn.run("proxy.server.server:worker_app", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+            return _run_workers(workers, options, host=host, port=port)
         finally:
             shutil.rmtree(metrics_dir, ignore_errors=True)
-        return 0
     cap_malloc_arenas()
     app = create_app(settings, freeze_startup_objects=True)
     uvicorn.run(app, **options)  # type: ignore[arg-type]

@@ -147,7 +147,7 @@ class Proxy:
     def workers(self) -> list[int]:
         """The worker processes under ``--workers N`` (empty for one process).
 
-        Only children that share the listening socket count: the supervisor
+        Only children listening on the port count: the supervisor
         may have others (a multiprocessing resource tracker).
         """
         return [pid for pid in children_of(self.process.pid) if listens_on(pid, self.port)]
@@ -254,9 +254,12 @@ def start_proxy(
 
 
 def _serving(proxy: Proxy, workers: int) -> bool:
-    if not listens_on(proxy.process.pid, proxy.port):
-        return False
-    if workers > 1 and len(proxy.workers()) < workers:
+    # Under --workers N each worker listens on a socket of its own (SO_REUSEPORT) and
+    # the supervisor's socket only holds the port; one process listens itself.
+    if workers > 1:
+        if len(proxy.workers()) < workers:
+            return False
+    elif not listens_on(proxy.process.pid, proxy.port):
         return False
     return healthy(proxy.base_url)
 
