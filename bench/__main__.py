@@ -97,7 +97,7 @@ def run_overhead(args: argparse.Namespace) -> int:
             with tempfile.TemporaryDirectory(prefix="spendgate-scaling-") as tmp:
                 doc["scaling"] = run_scaling(
                     Path(tmp), duration_s=sizes.duration_s, warmup_s=sizes.warmup_s,
-                    progress=_progress,
+                    rounds=sizes.scaling_rounds, progress=_progress,
                 )  # fmt: skip
     except (BenchError, RuntimeError) as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)

@@ -44,9 +44,10 @@ class Sizes:
     warmup: int = 300  # Python generator: unrecorded requests first
     warmup_s: float = 1.0  # wrk: an unrecorded run first (0: none)
     delay_ms: float = 50.0
+    scaling_rounds: int = 3  # --workers scaling: pairs of runs, the median reported
 
 
-SMOKE_SIZES = Sizes(requests_c1=30, duration_s=1.0, warmup=10, warmup_s=0.0)
+SMOKE_SIZES = Sizes(requests_c1=30, duration_s=1.0, warmup=10, warmup_s=0.0, scaling_rounds=1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -186,8 +186,19 @@ def _scaling_lines(scaling: dict[str, Any]) -> list[str]:
                 lines.append(
                     "    CPU s by process: " + ", ".join(f"{k} {v:.2f}" for k, v in busy.items())
                 )
+    rounds = scaling.get("rounds") or []
+    if len(rounds) > 1:
+        lines.append(
+            "  every round, one worker -> two (req/s): "
+            + "; ".join(
+                f"{r['workers_1']['rps']:.0f} -> {r['workers_2']['rps']:.0f}"
+                + ("" if r["ratio"] is None else f" x{r['ratio']:.2f}")
+                for r in rounds
+            )
+        )
     if scaling.get("ratio") is not None:
-        lines.append(f"  two workers / one worker: x{scaling['ratio']:.2f}")
+        median = " (the median round, shown above)" if len(rounds) > 1 else ""
+        lines.append(f"  two workers / one worker: x{scaling['ratio']:.2f}{median}")
     return lines
 
 
