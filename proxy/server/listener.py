@@ -37,7 +37,6 @@ def _bound(family: int, address: Any) -> socket.socket:
     except BaseException:
         sock.close()
         raise
-    sock.set_inheritable(True)
     return sock
 
 
@@ -58,6 +57,4 @@ def bind_per_worker(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     plain = _bound(family, (host, port))
     # Rewrapping the descriptor keeps the options and the bound address.
-    sock = PerWorkerSocket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, fileno=plain.detach())
-    sock.set_inheritable(True)
-    return sock
+    return PerWorkerSocket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, fileno=plain.detach())
