@@ -3,8 +3,11 @@ taken port stops the server with a plain message."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -58,6 +61,26 @@ def test_a_burst_of_connections_is_spread_over_both_workers(tmp_path: Path) -> N
             # One shared socket let the first worker to wake take all 64; the kernel's
             # hash leaves a worker under 16 about once in 30,000 bursts.
             assert min(spread.values()) >= CONNECTIONS // 4, spread
+    finally:
+        proxy.stop()
+
+
+def test_a_worker_that_dies_is_replaced_on_a_socket_of_its_own(tmp_path: Path) -> None:
+    """The supervisor starts a new worker, which binds its own socket on the port again
+    and takes its share of the next burst."""
+    proxy = start_proxy(config(tmp_path), tmp_path, kind=Proxy, workers=2)
+    try:
+        dead, survivor = proxy.workers()
+        os.kill(dead, signal.SIGKILL)
+        deadline = time.monotonic() + START_S
+        workers = proxy.workers()
+        while not (len(workers) == 2 and dead not in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            workers = proxy.workers()
+        assert survivor in workers and dead not in workers and len(workers) == 2, workers
+        spread = burst(proxy, CONNECTIONS)
+        assert sum(spread.values()) == CONNECTIONS, spread
+        assert min(spread.values()) >= CONNECTIONS // 4, spread
     finally:
         proxy.stop()
 
