@@ -59,7 +59,7 @@ def _run_workers(workers: int, options: dict[str, Any], *, host: str, port: int)
         sock = config.bind_socket()
     try:
         Multiprocess(config, sockets=[sock]).run()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C before the supervisor took over the signals
         pass
     finally:
         sock.close()
