@@ -3,11 +3,11 @@
 With one socket shared by every worker, whichever worker wakes first accepts
 every connection waiting in the queue (the event loop accepts in a loop), so
 a client that opens its connection pool in a burst can land on one worker
-while the others idle: measured here, 64 keep-alive connections opened at
-once went 64 to 0 in one run of three, and two workers served 1.2x one
-worker's requests instead of 1.7-2x. With ``SO_REUSEPORT`` each worker
-listens on a socket of its own and the kernel spreads new connections over
-them by a hash of the connection's addresses.
+while the others idle: measured here, 64 connections opened in a tight loop
+went 64 to 0 in one run of three, and under wrk two workers sometimes
+served 1.1-1.4x one worker's requests instead of 1.7-2x. With
+``SO_REUSEPORT`` each worker listens on a socket of its own and the kernel
+spreads new connections over them by a hash of the connection's addresses.
 
 The supervisor binds the port first (so a port taken by another program
 fails before any worker starts) and hands that socket to each worker; the
