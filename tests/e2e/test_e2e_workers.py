@@ -48,6 +48,14 @@ def burst(proxy: Proxy, connections: int) -> dict[int, int]:
             sock.close()
 
 
+def assert_spread(spread: dict[int, int]) -> None:
+    """Every connection reached a worker, and each worker holds a fair share."""
+    assert sum(spread.values()) == CONNECTIONS, spread
+    # One shared socket let the first worker to wake take all 64; the kernel's hash
+    # leaves a worker under 16 about once in 30,000 bursts.
+    assert min(spread.values()) >= CONNECTIONS // 4, spread
+
+
 def test_a_burst_of_connections_is_spread_over_both_workers(tmp_path: Path) -> None:
     proxy = start_proxy(config(tmp_path), tmp_path, kind=Proxy, workers=2)
     try:
@@ -56,11 +64,7 @@ def test_a_burst_of_connections_is_spread_over_both_workers(tmp_path: Path) -> N
         # The supervisor only holds the port: a connection it took would never be answered.
         assert not listens_on(proxy.process.pid, proxy.port)
         for _ in range(2):
-            spread = burst(proxy, CONNECTIONS)
-            assert sum(spread.values()) == CONNECTIONS, spread
-            # One shared socket let the first worker to wake take all 64; the kernel's
-            # hash leaves a worker under 16 about once in 30,000 bursts.
-            assert min(spread.values()) >= CONNECTIONS // 4, spread
+            assert_spread(burst(proxy, CONNECTIONS))
     finally:
         proxy.stop()
 
@@ -78,9 +82,7 @@ def test_a_worker_that_dies_is_replaced_on_a_socket_of_its_own(tmp_path: Path) -
             time.sleep(0.1)
             workers = proxy.workers()
         assert survivor in workers and dead not in workers and len(workers) == 2, workers
-        spread = burst(proxy, CONNECTIONS)
-        assert sum(spread.values()) == CONNECTIONS, spread
-        assert min(spread.values()) >= CONNECTIONS // 4, spread
+        assert_spread(burst(proxy, CONNECTIONS))
     finally:
         proxy.stop()
 
