@@ -3,6 +3,7 @@ taken port stops the server with a plain message."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -89,7 +90,7 @@ def test_a_worker_that_dies_is_replaced_on_a_socket_of_its_own(tmp_path: Path) -
 
 def test_a_port_already_taken_stops_the_server_with_a_message(tmp_path: Path) -> None:
     path = tmp_path / "spendgate.json"
-    path.write_text('{"ledger": {"url": "sqlite:///' + str(tmp_path / "l.db") + '"}}')
+    path.write_text(json.dumps(config(tmp_path)), encoding="utf-8")
     with socket.socket() as other:
         other.bind(("127.0.0.1", 0))
         other.listen(1)

@@ -9,7 +9,17 @@ import pytest
 
 from routing.calibrate import TARGETS, operating_points, outcome
 from routing.candidates import ARENA_WEIGHT, QUOTED_PER_FAMILY, Result, Spec
-from routing.dataset import ALPACA_CEILING, example_of, ranks, targets
+from routing.dataset import (
+    ALPACA,
+    ALPACA_CEILING,
+    ARENA,
+    MATH,
+    MMLU,
+    example_of,
+    family_of,
+    ranks,
+    targets,
+)
 from routing.evaluate import apgr, auc, mean_and_error
 from routing.fit import choose, snippet
 from routing.learn import NeighbourIndex, fit_linear
@@ -170,12 +180,12 @@ def test_snippets_are_header_safe() -> None:
 
 def test_explanations_quote_a_bounded_balanced_sample_of_each_family() -> None:
     model = load_model()
-    families = Counter(e.source.split("/", 1)[0] for e in model.exemplars)
+    families = Counter(family_of(e.source) for e in model.exemplars)
     # Every family is quoted, none dominates, and the Arena-Hard label (always "hard prompt")
     # gets half a family's share.
-    assert set(families) == {"alpaca_eval", "arena_hard_v0.1", "hendrycks_math", "mmlu_pro"}
+    assert set(families) == {ALPACA, ARENA, MATH, MMLU}
     for family, count in families.items():
-        expected = QUOTED_PER_FAMILY * (ARENA_WEIGHT if family == "arena_hard_v0.1" else 1.0)
+        expected = QUOTED_PER_FAMILY * (ARENA_WEIGHT if family == ARENA else 1.0)
         assert 0.85 * expected <= count <= 1.15 * expected, (family, count)
     # The nearest-prompt pass on every routed request reads this matrix (float32 in memory).
     assert model.vectors.nbytes <= 1.2 * 2**20
