@@ -123,14 +123,16 @@ async def run_with_fallbacks(
     rng: Random | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     clock: Callable[[], float] = time.monotonic,
+    started: float | None = None,
 ) -> tuple[T, list[AttemptRecord]]:
     """Call ``attempt`` on the plan's candidates in order until one succeeds.
 
     Returns the result and the attempt log. ``rng`` defaults to an unseeded
-    ``random.Random`` (jitter exists to decorrelate replicas).
+    ``random.Random`` (jitter exists to decorrelate replicas). The deadline counts
+    from ``started`` (a reading of ``clock``), by default from now.
     """
     rng = rng if rng is not None else random.Random()
-    run = _Run(policy, clock, clock(), [])
+    run = _Run(policy, clock, clock() if started is None else started, [])
     last: BaseException | None = None
     for cand in plan:
         key = breaker_key(cand.provider, cand.name)

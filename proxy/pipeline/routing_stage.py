@@ -14,7 +14,6 @@ import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -250,11 +249,18 @@ class Router:
                     provider=target.provider,
                 ) from exc
 
-        # The retry loop's own deadline counts from now; make it the request's.
-        policy = replace(self._policy, deadline_s=max(0.0, deadline - time.perf_counter()))
+        # One deadline on one clock: had the retry loop counted from its own start, an
+        # attempt cut at the request's deadline could leave it a sliver in which to start
+        # another.
         try:
             result, records = await run_with_fallbacks(
-                plan, call, policy=policy, breakers=self._breakers, rng=self._rng
+                plan,
+                call,
+                policy=self._policy,
+                breakers=self._breakers,
+                rng=self._rng,
+                clock=time.perf_counter,
+                started=ex.started,
             )
         except Exception as exc:
             ex.attempts = attempts_of(exc)

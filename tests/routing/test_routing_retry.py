@@ -206,6 +206,17 @@ async def test_deadline_stops_attempts(plan: list[Candidate]) -> None:
     assert t.sleeps == [0.75]
 
 
+async def test_deadline_counts_from_the_given_start(plan: list[Candidate]) -> None:
+    t = FakeTime()
+    policy = RetryPolicy(max_attempts=10, base_s=1.0, cap_s=8.0, deadline_s=5.0)
+    script = Script(t, {"a": [status(500), status(500)], "b": ["late"]}, call_s=2.0)
+    # The request arrived 3 s before the loop began: its first attempt ends on the deadline.
+    with pytest.raises(UpstreamStatusError):
+        await run(plan, script, policy, started=t.now - 3.0)
+    assert script.calls == ["a"]
+    assert t.sleeps == []
+
+
 async def test_open_circuit_skips_candidate_and_failures_open_it(plan: list[Candidate]) -> None:
     t = FakeTime()
     breakers = BreakerRegistry(BreakerPolicy(failure_threshold=2, open_s=30.0), clock=t.clock)
