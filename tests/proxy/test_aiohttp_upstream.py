@@ -4,8 +4,7 @@ A real HTTP server on loopback answers plain, gzip-encoded, streamed and
 failing requests; ``UpstreamClients`` with ``aiohttp`` (which sends through
 ``AiohttpUpstream`` without building an ``httpx.Request``) and with
 ``httpx`` must give the same statuses, headers and bodies, and the same
-errors. A server that closes connections without answering shows which
-requests the aiohttp path sends once more.
+errors.
 """
 
 from __future__ import annotations
@@ -126,72 +125,3 @@ async def test_a_refused_connection_is_the_same_error(transport: str) -> None:
             await clients.send("p", _request(f"http://127.0.0.1:{free_port()}/x"))
         with pytest.raises(UpstreamConnectionError):
             await clients.open_stream("p", _request(f"http://127.0.0.1:{free_port()}/x"))
-
-
-class Closer:
-    """A server that answers the first ``answered`` requests of each connection, then
-    reads the next and closes without a word (an idle timeout meeting a request)."""
-
-    def __init__(self, answered: list[int]) -> None:
-        self.answered = answered  # per connection, in order; the last one repeats
-        self.connections = 0
-        self.requests = 0
-
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        budget = self.answered[min(self.connections, len(self.answered) - 1)]
-        self.connections += 1
-        try:
-            while head := await reader.readuntil(b"\r\n\r\n"):
-                length = next(
-                    int(line.split(b":")[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                )
-                await reader.readexactly(length)
-                self.requests += 1
-                if budget == 0:
-                    break
-                budget -= 1
-                writer.write(_reply(b"/plain"))
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    @asynccontextmanager
-    async def running(self) -> AsyncIterator[str]:
-        server = await asyncio.start_server(self.serve, "127.0.0.1", 0)
-        try:
-            yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/x"
-        finally:
-            server.close()
-            await server.wait_closed()
-
-
-async def test_a_pooled_connection_closed_on_a_request_is_replaced_once() -> None:
-    closer = Closer([1, 5])  # the first connection closes on its second request
-    async with closer.running() as url, _clients("aiohttp") as clients:
-        assert (await clients.send("p", _request(url))).status_code == 200
-        assert (await clients.send("p", _request(url))).status_code == 200
-        stream = await clients.open_stream("p", _request(url))
-        await stream.aclose()
-    assert stream.status_code == 200
-    assert (closer.connections, closer.requests) == (2, 4)
-
-
-async def test_a_fresh_connection_closed_on_a_request_is_a_failure() -> None:
-    closer = Closer([0])
-    async with closer.running() as url, _clients("aiohttp") as clients:
-        with pytest.raises(UpstreamConnectionError):
-            await clients.send("p", _request(url))
-    assert (closer.connections, closer.requests) == (1, 1)
-
-
-async def test_a_request_is_sent_again_at_most_once() -> None:
-    closer = Closer([1, 0])  # the replacement connection closes too
-    async with closer.running() as url, _clients("aiohttp") as clients:
-        await clients.send("p", _request(url))
-        with pytest.raises(UpstreamConnectionError):
-            await clients.send("p", _request(url))
-    assert (closer.connections, closer.requests) == (2, 3)
