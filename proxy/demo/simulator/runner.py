@@ -22,6 +22,10 @@ from proxy.demo.simulator.state import SimConfig
 # Long enough for answers in flight, short enough that a held ``timeout``
 # request never stalls a test's teardown.
 GRACEFUL_SHUTDOWN_S = 1
+# Longer than the proxy keeps idle upstream connections (60 s), as hosted APIs'
+# idle timeouts are: with uvicorn's 5 s, a request sent as the simulator closes an
+# idle connection meets the close, and a fault test's attempt count moves by one.
+KEEP_ALIVE_S = 75
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,7 @@ def make_server(app: SimulatorApp, *, log_level: str = "warning") -> uvicorn.Ser
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
     return uvicorn.Server(config)
 
