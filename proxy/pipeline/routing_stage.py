@@ -249,9 +249,8 @@ class Router:
                     provider=target.provider,
                 ) from exc
 
-        # One deadline on one clock: had the retry loop counted from its own start, an
-        # attempt cut at the request's deadline could leave it a sliver in which to start
-        # another.
+        # One deadline on one clock: the cut of a running attempt and the retry loop's
+        # check after it read the same instant, counted from the request's arrival.
         try:
             result, records = await run_with_fallbacks(
                 plan,
